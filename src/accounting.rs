@@ -1,0 +1,266 @@
+//! The ledger: one set of counters the whole program shares, so that every datapoint that
+//! entered is either delivered, dropped with a named reason, buffered, or in flight.
+//!
+//! Invariant (checked by the tests at quiescence):
+//! `received = delivered + dropped (all reasons) + buffered + in_flight`.
+//! Moves between the last four are made by the component that owns the points, with
+//! `Ordering::Relaxed` increments: a snapshot taken while points move may be off by the points
+//! in motion, never at rest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::settings::Protocol;
+
+/// Why a datapoint was dropped. Each has its own counter; the label is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The datapoint itself could not be decoded (bad shape, bad number, bad name).
+    DecodeError,
+    /// The value was NaN or infinite: Blueflood would reject the whole request.
+    Nan,
+    /// Outside Blueflood's accepted time window.
+    OutOfWindow,
+    /// The buffer was full (policy `drop_newest`, or UDP under `block`).
+    BufferFull,
+    /// Blueflood rejected the point (207 list, or isolated by bisecting a 400).
+    RejectedByBlueflood,
+    /// One point alone encodes larger than the request limit.
+    TooLarge,
+    /// Still undelivered when the shutdown deadline passed.
+    ShutdownTimeout,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 7] = [
+        DropReason::DecodeError,
+        DropReason::Nan,
+        DropReason::OutOfWindow,
+        DropReason::BufferFull,
+        DropReason::RejectedByBlueflood,
+        DropReason::TooLarge,
+        DropReason::ShutdownTimeout,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::DecodeError => "decode_error",
+            DropReason::Nan => "nan",
+            DropReason::OutOfWindow => "out_of_window",
+            DropReason::BufferFull => "buffer_full",
+            DropReason::RejectedByBlueflood => "rejected_by_blueflood",
+            DropReason::TooLarge => "too_large",
+            DropReason::ShutdownTimeout => "shutdown_timeout",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Input that was refused as a whole before any datapoint could be read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BadInput {
+    /// A pickle frame that is not a list of datapoints, or uses a forbidden opcode.
+    PickleFrame,
+    /// A length header above `max_frame_bytes`; the connection is closed.
+    FrameTooLarge,
+    /// A zero-length frame.
+    EmptyFrame,
+    /// A line longer than `max_line_bytes`.
+    LineTooLong,
+    /// A connection closed in the middle of a frame.
+    TruncatedFrame,
+}
+
+impl BadInput {
+    pub const ALL: [BadInput; 5] = [
+        BadInput::PickleFrame,
+        BadInput::FrameTooLarge,
+        BadInput::EmptyFrame,
+        BadInput::LineTooLong,
+        BadInput::TruncatedFrame,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BadInput::PickleFrame => "pickle_frame",
+            BadInput::FrameTooLarge => "frame_too_large",
+            BadInput::EmptyFrame => "empty_frame",
+            BadInput::LineTooLong => "line_too_long",
+            BadInput::TruncatedFrame => "truncated_frame",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Shared counters. Cheap to update from any task; read with [`Ledger::snapshot`].
+#[derive(Debug, Default)]
+pub struct Ledger {
+    received: [AtomicU64; 3],
+    delivered: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    buffered_points: AtomicU64,
+    buffered_bytes: AtomicU64,
+    in_flight_points: AtomicU64,
+    bad_input: [AtomicU64; BadInput::ALL.len()],
+    requests_ok: AtomicU64,
+    requests_failed: AtomicU64,
+    retries: AtomicU64,
+    connections_accepted: AtomicU64,
+    connections_refused: AtomicU64,
+    connections_open: AtomicU64,
+}
+
+fn protocol_index(p: Protocol) -> usize {
+    match p {
+        Protocol::Pickle => 0,
+        Protocol::LineTcp => 1,
+        Protocol::LineUdp => 2,
+    }
+}
+
+impl Ledger {
+    pub fn received(&self, protocol: Protocol, n: u64) {
+        self.received[protocol_index(protocol)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self, reason: DropReason, n: u64) {
+        self.dropped[reason.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn bad_input(&self, what: BadInput) {
+        self.bad_input[what.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Points entered the buffer.
+    pub fn buffered(&self, points: u64, bytes: u64) {
+        self.buffered_points.fetch_add(points, Ordering::Relaxed);
+        self.buffered_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Points left the buffer for a batch that is now in flight.
+    pub fn buffer_to_in_flight(&self, points: u64, bytes: u64) {
+        self.in_flight_points.fetch_add(points, Ordering::Relaxed);
+        self.buffered_points.fetch_sub(points, Ordering::Relaxed);
+        self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// In-flight points were stored by Blueflood.
+    pub fn delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// In-flight points were dropped (rejected, too large, shutdown).
+    pub fn in_flight_dropped(&self, reason: DropReason, n: u64) {
+        self.dropped(reason, n);
+        self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Buffered points were dropped without being sent (shutdown deadline).
+    pub fn buffer_dropped(&self, reason: DropReason, points: u64, bytes: u64) {
+        self.dropped(reason, points);
+        self.buffered_points.fetch_sub(points, Ordering::Relaxed);
+        self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub fn request_ok(&self) {
+        self.requests_ok.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request_failed(&self) {
+        self.requests_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_accepted(&self) {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> LedgerSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        LedgerSnapshot {
+            received_pickle: load(&self.received[0]),
+            received_line_tcp: load(&self.received[1]),
+            received_line_udp: load(&self.received[2]),
+            delivered: load(&self.delivered),
+            dropped: DropReason::ALL.map(|r| (r, load(&self.dropped[r.index()]))),
+            buffered_points: load(&self.buffered_points),
+            buffered_bytes: load(&self.buffered_bytes),
+            in_flight_points: load(&self.in_flight_points),
+            bad_input: BadInput::ALL.map(|b| (b, load(&self.bad_input[b.index()]))),
+            requests_ok: load(&self.requests_ok),
+            requests_failed: load(&self.requests_failed),
+            retries: load(&self.retries),
+            connections_accepted: load(&self.connections_accepted),
+            connections_refused: load(&self.connections_refused),
+            connections_open: load(&self.connections_open),
+        }
+    }
+}
+
+/// A copy of every counter at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSnapshot {
+    pub received_pickle: u64,
+    pub received_line_tcp: u64,
+    pub received_line_udp: u64,
+    pub delivered: u64,
+    pub dropped: [(DropReason, u64); DropReason::ALL.len()],
+    pub buffered_points: u64,
+    pub buffered_bytes: u64,
+    pub in_flight_points: u64,
+    pub bad_input: [(BadInput, u64); BadInput::ALL.len()],
+    pub requests_ok: u64,
+    pub requests_failed: u64,
+    pub retries: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub connections_open: u64,
+}
+
+impl LedgerSnapshot {
+    pub fn received(&self) -> u64 {
+        self.received_pickle + self.received_line_tcp + self.received_line_udp
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn bad_input(&self, what: BadInput) -> u64 {
+        self.bad_input
+            .iter()
+            .find(|(b, _)| *b == what)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// `received = delivered + dropped + buffered + in_flight`.
+    pub fn balanced(&self) -> bool {
+        self.received()
+            == self.delivered + self.dropped_total() + self.buffered_points + self.in_flight_points
+    }
+}

@@ -1,0 +1,145 @@
+//! The validated, typed configuration the rest of the program runs on. Everything here has
+//! already been checked by `config::load`: a `Settings` value is always usable as it is.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Blueflood's hard limit on a decompressed request body.
+pub const BLUEFLOOD_MAX_BODY_BYTES: usize = 1_048_576;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Every socket to listen on (pickle TCP, line TCP, line UDP).
+    pub listeners: Vec<ListenerSpec>,
+    pub ingest: IngestSettings,
+    pub buffer: BufferSettings,
+    pub forward: ForwardSettings,
+    /// `None` when `user` is empty: no authentication (as the original).
+    pub auth: Option<AuthSettings>,
+    pub shutdown_timeout: Duration,
+    pub dry_run: bool,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Length-prefixed pickle frames over TCP (`MetricPickleReceiver`).
+    Pickle,
+    /// Plaintext lines over TCP (`MetricLineReceiver`).
+    LineTcp,
+    /// Plaintext lines over UDP, one or more lines per datagram.
+    LineUdp,
+}
+
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Pickle => "pickle",
+            Protocol::LineTcp => "line_tcp",
+            Protocol::LineUdp => "line_udp",
+        }
+    }
+}
+
+/// A Twisted-style endpoint (`tcp:2004`, `tcp:2004:interface=127.0.0.1`, `udp:2003`) resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub protocol: Protocol,
+    pub port: u16,
+    /// `None`: every address, IPv6 and IPv4 (dual stack, falling back to IPv4 alone).
+    pub interface: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Prepended to every name with a `.`; empty = none.
+    pub prefix: String,
+    /// Use arrival time instead of the sender's timestamp.
+    pub overwrite_collection_timestamp: bool,
+    /// Points older than this (relative to now) are dropped as `out_of_window`.
+    pub max_past: Duration,
+    /// Points further ahead than this are dropped as `out_of_window`.
+    pub max_future: Duration,
+    /// Largest pickle frame accepted; a larger length header closes the connection.
+    pub max_frame_bytes: usize,
+    /// Longest line accepted; longer lines are skipped up to their newline and counted.
+    pub max_line_bytes: usize,
+    /// Longest metric name accepted (bytes, before the prefix).
+    pub max_name_bytes: usize,
+    /// Concurrent TCP connections over all listeners; more are refused and counted.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (slowloris guard).
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferPolicy {
+    /// Refuse the newest points when full, counting them as `buffer_full`.
+    DropNewest,
+    /// Stop reading sockets until there is room (TCP back-pressure; UDP still drops).
+    Block,
+}
+
+#[derive(Debug, Clone)]
+pub struct BufferSettings {
+    pub max_bytes: usize,
+    pub policy: BufferPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip { level: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    /// Blueflood base URL, e.g. `http://localhost:19000`.
+    pub blueflood_url: url::Url,
+    pub tenant: String,
+    pub ttl_seconds: u32,
+    /// A batch is sent when its oldest point has waited this long.
+    pub interval: Duration,
+    /// Largest JSON body per request (decompressed); never above `BLUEFLOOD_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    pub concurrency: usize,
+    pub compression: Compression,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// First retry delay; doubles per attempt, with jitter, up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub user: String,
+    pub key: SecretString,
+    pub auth_url: url::Url,
+    /// Where the key came from, for the warning about command-line secrets.
+    pub key_source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    CommandLine,
+    Environment,
+    ConfigFile,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it when set.
+    pub level: String,
+}

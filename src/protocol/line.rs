@@ -1,0 +1,1 @@
+//! Carbon plaintext protocol: `name value timestamp`.

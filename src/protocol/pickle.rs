@@ -1,0 +1,1 @@
+//! Carbon pickle protocol payload decoder.
