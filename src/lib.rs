@@ -2,11 +2,18 @@
 //! delivers them to Blueflood's HTTP ingest API, accounting for every datapoint.
 //!
 //! Data flows `protocol` (pure decoders) → `ingest` (listeners) → `buffer` → `forward`
-//! (batching, Blueflood client, retry); `auth`, `config` and `accounting` sit beside.
-//! See ARCHITECTURE.md for the map and the invariants.
+//! (batching, Blueflood client, retry); `auth`, `config`, `accounting` and `events` sit beside,
+//! and `app` wires them together. See ARCHITECTURE.md for the map and the invariants.
 #![forbid(unsafe_code)]
 
 pub mod accounting;
+pub mod app;
+pub mod auth;
+pub mod buffer;
 pub mod config;
+pub mod events;
+pub mod forward;
+pub mod ingest;
 pub mod model;
 pub mod protocol;
+pub mod telemetry;

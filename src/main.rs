@@ -1,1 +1,57 @@
-fn main() {}
+//! The `blueflood-forward` binary: load the configuration (exit 64 when it is wrong), start the
+//! forwarder, and shut it down gracefully on SIGTERM or SIGINT. Everything else is the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use blueflood_forward::{app, config, telemetry};
+
+fn main() -> ExitCode {
+    let settings = match config::load(std::env::args_os().collect(), std::env::vars().collect()) {
+        Ok(s) => s,
+        Err(e) => {
+            let code = e.exit_code();
+            if code == 0 {
+                println!("{e}");
+            } else {
+                eprintln!("blueflood-forward: {e}");
+            }
+            return ExitCode::from(code as u8);
+        }
+    };
+    telemetry::init(&settings.log);
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("blueflood-forward: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(settings: config::Settings) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("blueflood-forward")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let running = app::start(settings).await.context("starting")?;
+        wait_for_signal().await?;
+        running.shutdown();
+        running.wait().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

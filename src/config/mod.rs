@@ -33,9 +33,6 @@ impl ConfigError {
 
 /// Loads and validates the configuration from the command line `args` (the first is the
 /// program name) and the environment `env`. Reads the files they name; binds nothing.
-pub fn load(
-    _args: Vec<OsString>,
-    _env: Vec<(String, String)>,
-) -> Result<Settings, ConfigError> {
+pub fn load(_args: Vec<OsString>, _env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
     Err(ConfigError::Invalid("not implemented yet".into()))
 }

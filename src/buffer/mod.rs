@@ -1,0 +1,308 @@
+//! The one bounded in-memory buffer between the listeners and the forwarder.
+//!
+//! Bounded in bytes (each point costs [`Datapoint::buffer_cost`]). When full, the policy
+//! decides: `drop_newest` refuses the incoming points and counts them as `buffer_full`;
+//! `block` makes TCP readers wait for room, which stops them reading their sockets and so
+//! back-pressures the sender (UDP cannot wait and always drops). Pushing never waits on HTTP:
+//! only on room in this buffer.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::accounting::{DropReason, Ledger};
+use crate::config::settings::BufferPolicy;
+use crate::model::Datapoint;
+
+/// A buffered point and when it arrived (for the flush interval and the oldest-age figure).
+#[derive(Debug)]
+pub struct Entry {
+    pub point: Datapoint,
+    pub arrived: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    /// Set at the shutdown deadline: nothing more is accepted, blocked pushers give up.
+    closed: bool,
+}
+
+/// What happened to the points handed to a push.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub accepted: usize,
+    pub dropped: usize,
+}
+
+#[derive(Debug)]
+pub struct Buffer {
+    inner: Mutex<Inner>,
+    max_bytes: usize,
+    policy: BufferPolicy,
+    ledger: Arc<Ledger>,
+    /// Wakes the flusher when points arrive.
+    data_ready: Notify,
+    /// Wakes blocked pushers when room appears.
+    room_ready: Notify,
+}
+
+impl Buffer {
+    pub fn new(max_bytes: usize, policy: BufferPolicy, ledger: Arc<Ledger>) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            max_bytes,
+            policy,
+            ledger,
+            data_ready: Notify::new(),
+            room_ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave `Inner` half-updated in a way that
+        // matters more than losing the process, so a poisoned lock is simply taken over.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves as many of `points` (front first) as fit into the buffer; returns how many.
+    fn push_some(&self, points: &mut VecDeque<Datapoint>, now: Instant) -> usize {
+        let mut inner = self.lock();
+        if inner.closed {
+            return 0;
+        }
+        let (mut n, mut bytes) = (0usize, 0usize);
+        while let Some(p) = points.front() {
+            let cost = p.buffer_cost();
+            if inner.bytes + cost > self.max_bytes {
+                break;
+            }
+            inner.bytes += cost;
+            bytes += cost;
+            n += 1;
+            if let Some(point) = points.pop_front() {
+                inner.entries.push_back(Entry {
+                    point,
+                    arrived: now,
+                });
+            }
+        }
+        drop(inner);
+        if n > 0 {
+            self.ledger.buffered(n as u64, bytes as u64);
+            self.data_ready.notify_one();
+        }
+        n
+    }
+
+    /// Pushes without ever waiting: what does not fit is dropped as `buffer_full`.
+    pub fn try_push(&self, points: Vec<Datapoint>) -> PushOutcome {
+        let mut points = VecDeque::from(points);
+        let accepted = self.push_some(&mut points, Instant::now());
+        let dropped = points.len();
+        if dropped > 0 {
+            let reason = if self.is_closed() {
+                DropReason::ShutdownTimeout
+            } else {
+                DropReason::BufferFull
+            };
+            self.ledger.dropped(reason, dropped as u64);
+        }
+        PushOutcome { accepted, dropped }
+    }
+
+    /// Pushes according to the policy: `drop_newest` as [`Buffer::try_push`]; `block` waits
+    /// for room. Points still held when the buffer closes (shutdown deadline) are dropped as
+    /// `shutdown_timeout`.
+    pub async fn push(&self, points: Vec<Datapoint>) -> PushOutcome {
+        if self.policy == BufferPolicy::DropNewest {
+            return self.try_push(points);
+        }
+        let mut points = VecDeque::from(points);
+        let mut accepted = 0;
+        loop {
+            // Register interest before trying, so room freed in between is not missed.
+            let room = self.room_ready.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            accepted += self.push_some(&mut points, Instant::now());
+            if points.is_empty() {
+                return PushOutcome {
+                    accepted,
+                    dropped: 0,
+                };
+            }
+            if self.is_closed() {
+                let dropped = points.len();
+                self.ledger
+                    .dropped(DropReason::ShutdownTimeout, dropped as u64);
+                return PushOutcome { accepted, dropped };
+            }
+            room.await;
+        }
+    }
+
+    /// Takes up to `max` points from the front, oldest first, into `out`. The points leave the
+    /// buffer for the forwarder (the ledger moves them to in flight).
+    pub fn take(&self, max: usize, out: &mut Vec<Entry>) -> usize {
+        let mut inner = self.lock();
+        let n = max.min(inner.entries.len());
+        let mut bytes = 0usize;
+        for e in inner.entries.drain(..n) {
+            bytes += e.point.buffer_cost();
+            out.push(e);
+        }
+        inner.bytes -= bytes;
+        drop(inner);
+        if n > 0 {
+            self.ledger.buffer_to_in_flight(n as u64, bytes as u64);
+            self.room_ready.notify_waiters();
+        }
+        n
+    }
+
+    /// Waits until the buffer may hold points (a wake-up can be spurious: check with `take`).
+    pub async fn data_ready(&self) {
+        self.data_ready.notified().await;
+    }
+
+    /// Refuses all further points and drops what is buffered as `shutdown_timeout`; wakes
+    /// every blocked pusher. Returns the number of points dropped.
+    pub fn close_and_drop(&self) -> usize {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let n = inner.entries.len();
+        let bytes = inner.bytes;
+        inner.entries.clear();
+        inner.bytes = 0;
+        drop(inner);
+        if n > 0 {
+            self.ledger
+                .buffer_dropped(DropReason::ShutdownTimeout, n as u64, bytes as u64);
+        }
+        self.room_ready.notify_waiters();
+        self.data_ready.notify_one();
+        n
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// When the oldest buffered point arrived, if any.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.lock().entries.front().map(|e| e.arrived)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(name: &str) -> Datapoint {
+        Datapoint {
+            name: name.into(),
+            timestamp_ms: 1,
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn drop_newest_refuses_what_does_not_fit_and_counts_it() {
+        let ledger = Arc::new(Ledger::default());
+        let cost = pt("a").buffer_cost();
+        let buf = Buffer::new(cost * 2, BufferPolicy::DropNewest, ledger.clone());
+        let out = buf.try_push(vec![pt("a"), pt("b"), pt("c")]);
+        assert_eq!(
+            out,
+            PushOutcome {
+                accepted: 2,
+                dropped: 1
+            }
+        );
+        let s = ledger.snapshot();
+        assert_eq!(s.buffered_points, 2);
+        assert_eq!(s.buffered_bytes, (cost * 2) as u64);
+        assert_eq!(s.dropped(DropReason::BufferFull), 1);
+        let mut taken = Vec::new();
+        assert_eq!(buf.take(10, &mut taken), 2);
+        assert_eq!(&*taken[0].point.name, "a");
+        assert_eq!(&*taken[1].point.name, "b");
+        let s = ledger.snapshot();
+        assert_eq!(
+            (s.buffered_points, s.buffered_bytes, s.in_flight_points),
+            (0, 0, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_room_then_completes() {
+        let ledger = Arc::new(Ledger::default());
+        let cost = pt("a").buffer_cost();
+        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
+        let pusher = {
+            let buf = buf.clone();
+            tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
+        };
+        let mut taken = Vec::new();
+        while taken.len() < 3 {
+            buf.take(1, &mut taken);
+            tokio::task::yield_now().await;
+        }
+        let out = pusher.await.expect("pusher");
+        assert_eq!(
+            out,
+            PushOutcome {
+                accepted: 3,
+                dropped: 0
+            }
+        );
+        assert_eq!(ledger.snapshot().dropped_total(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_releases_blocked_pushers_and_counts_everything() {
+        let ledger = Arc::new(Ledger::default());
+        let cost = pt("a").buffer_cost();
+        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
+        ledger.received(crate::config::settings::Protocol::Pickle, 3);
+        let pusher = {
+            let buf = buf.clone();
+            tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
+        };
+        while buf.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(buf.close_and_drop(), 1);
+        let out = pusher.await.expect("pusher");
+        assert_eq!(
+            out,
+            PushOutcome {
+                accepted: 1,
+                dropped: 2
+            }
+        );
+        let s = ledger.snapshot();
+        assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3);
+        assert!(s.balanced(), "{s:?}");
+    }
+}

@@ -1,0 +1,226 @@
+//! Internal events: each struct here is one thing that happens to the forwarder, and its
+//! `emit` both counts it in the [`Ledger`] and logs it, so a counter never moves without a log
+//! line to explain it (vector's `internal_events` pattern). Events that can happen once per
+//! datapoint or per frame log through a [`RateLimit`], saying how many were suppressed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::accounting::{BadInput, DropReason, Ledger};
+use crate::config::settings::Protocol;
+
+/// Lets one log line through per period; counts the rest.
+#[derive(Debug)]
+pub struct RateLimit {
+    start: Instant,
+    period_ms: u64,
+    /// Milliseconds since `start` when the next line may be logged.
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimit {
+    pub fn new(period: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            period_ms: period.as_millis().max(1) as u64,
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now, `n` being how many were suppressed before it.
+    pub fn check(&self) -> Option<u64> {
+        let now = self.start.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now + self.period_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// One rate limiter per kind of noisy event, shared by every task.
+#[derive(Debug)]
+pub struct LogLimits {
+    pub bad_point: RateLimit,
+    pub bad_frame: RateLimit,
+    pub refused: RateLimit,
+    pub dropped: RateLimit,
+    pub delivery: RateLimit,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        let p = Duration::from_secs(10);
+        Self {
+            bad_point: RateLimit::new(p),
+            bad_frame: RateLimit::new(p),
+            refused: RateLimit::new(p),
+            dropped: RateLimit::new(p),
+            delivery: RateLimit::new(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Datapoints that were received and dropped before reaching the buffer (bad datapoint, NaN,
+/// outside the window, buffer full).
+pub struct PointsDropped<'a> {
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    pub reason: DropReason,
+    pub count: u64,
+    /// What was wrong, for the log (never a datapoint's value: only its shape).
+    pub detail: &'a str,
+}
+
+impl PointsDropped<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.dropped(self.reason, self.count);
+        if let Some(suppressed) = limits.bad_point.check() {
+            tracing::warn!(
+                peer = %self.peer,
+                protocol = self.protocol.label(),
+                reason = self.reason.label(),
+                count = self.count,
+                detail = self.detail,
+                suppressed,
+                "dropped datapoints"
+            );
+        }
+    }
+}
+
+/// Input refused as a whole: a bad frame, an oversized line, a truncated stream.
+pub struct BadInputReceived<'a> {
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    pub what: BadInput,
+    pub detail: &'a str,
+}
+
+impl BadInputReceived<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.bad_input(self.what);
+        if let Some(suppressed) = limits.bad_frame.check() {
+            tracing::warn!(
+                peer = %self.peer,
+                protocol = self.protocol.label(),
+                reason = self.what.label(),
+                detail = self.detail,
+                suppressed,
+                "bad input"
+            );
+        }
+    }
+}
+
+/// A connection refused because `max_connections` were open.
+pub struct ConnectionRefused {
+    pub peer: SocketAddr,
+    pub limit: usize,
+}
+
+impl ConnectionRefused {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.connection_refused();
+        if let Some(suppressed) = limits.refused.check() {
+            tracing::warn!(peer = %self.peer, limit = self.limit, suppressed, "connection refused: limit reached");
+        }
+    }
+}
+
+/// Points that left the buffer and will never be delivered.
+pub struct InFlightDropped<'a> {
+    pub reason: DropReason,
+    pub count: u64,
+    pub detail: &'a str,
+}
+
+impl InFlightDropped<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        if self.count == 0 {
+            return;
+        }
+        ledger.in_flight_dropped(self.reason, self.count);
+        if self.reason == DropReason::ShutdownTimeout {
+            // Once per batch at shutdown: always worth a line.
+            tracing::error!(
+                reason = self.reason.label(),
+                count = self.count,
+                "datapoints lost at shutdown deadline"
+            );
+        } else if let Some(suppressed) = limits.dropped.check() {
+            tracing::warn!(
+                reason = self.reason.label(),
+                count = self.count,
+                detail = self.detail,
+                suppressed,
+                "datapoints dropped"
+            );
+        }
+    }
+}
+
+/// A request that will be retried.
+pub struct DeliveryRetry<'a> {
+    pub attempt: u32,
+    pub delay: Duration,
+    pub points: usize,
+    pub cause: &'a str,
+    /// Our own bug or misconfiguration (415, 404...): logged as an error, not a warning.
+    pub loud: bool,
+}
+
+impl DeliveryRetry<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.retry();
+        if self.loud {
+            tracing::error!(
+                attempt = self.attempt,
+                retry_in_ms = self.delay.as_millis() as u64,
+                points = self.points,
+                cause = self.cause,
+                "Blueflood refuses our requests: check the configuration; data is kept"
+            );
+        } else if let Some(suppressed) = limits.delivery.check() {
+            tracing::warn!(
+                attempt = self.attempt,
+                retry_in_ms = self.delay.as_millis() as u64,
+                points = self.points,
+                cause = self.cause,
+                suppressed,
+                "delivery failed, will retry; data is kept"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_lets_one_through_per_period_and_counts_the_rest() {
+        let rl = RateLimit::new(Duration::from_secs(3600));
+        assert_eq!(rl.check(), Some(0));
+        assert_eq!(rl.check(), None);
+        assert_eq!(rl.check(), None);
+        let rl = RateLimit::new(Duration::from_millis(1));
+        assert_eq!(rl.check(), Some(0));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(rl.check(), Some(0));
+    }
+}

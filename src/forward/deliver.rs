@@ -1,0 +1,281 @@
+//! Delivers one batch: sends it, reads the verdict, and keeps going until every point of the
+//! batch is either stored or dropped with a reason. Transient failures are retried with
+//! exponential backoff and jitter (honouring `Retry-After`) for as long as it takes, or until
+//! the shutdown deadline; a 400 is bisected so that only the points Blueflood cannot take are
+//! dropped; a 413 is split; a 207 drops exactly the listed points and never re-sends the rest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::blueflood::{self, RejectedPoints, Verdict};
+use super::transport::{Prepared, Transport};
+use crate::accounting::{DropReason, Ledger};
+use crate::auth::TokenProvider;
+use crate::config::settings::Compression;
+use crate::events::{DeliveryRetry, InFlightDropped, LogLimits};
+use crate::model::Datapoint;
+
+/// What every delivery task shares.
+pub struct DeliveryContext {
+    pub transport: Arc<dyn Transport>,
+    pub auth: Arc<dyn TokenProvider>,
+    pub ledger: Arc<Ledger>,
+    pub logs: Arc<LogLimits>,
+    pub ttl_seconds: u32,
+    pub compression: Compression,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Fires at the shutdown deadline: stop retrying, count what is left as lost.
+    pub abort: CancellationToken,
+}
+
+/// A part of a batch still to be delivered.
+struct Part {
+    points: Vec<Datapoint>,
+    /// The encoded body when it is already at hand (the first part of a batch).
+    json: Option<Vec<u8>>,
+    /// Wait this long before the first attempt (after a 413 split).
+    delay: Duration,
+}
+
+impl DeliveryContext {
+    /// Exponential backoff with equal jitter: half the step fixed, half random.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let step = self
+            .retry_initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.retry_max);
+        let half = step / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+        let delay = half + Duration::from_millis(jitter);
+        // Retry-After is the server's explicit wish: never go faster than it.
+        retry_after.map_or(delay, |ra| ra.max(delay))
+    }
+
+    /// Sleeps unless the deadline comes first; `false` when aborted.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => true,
+            () = self.abort.cancelled() => false,
+        }
+    }
+
+    fn drop_points(&self, reason: DropReason, n: usize, detail: &str) {
+        InFlightDropped {
+            reason,
+            count: n as u64,
+            detail,
+        }
+        .emit(&self.ledger, &self.logs);
+    }
+
+    /// Delivers `points` (whose encoded body is `json`) and accounts for every one of them.
+    pub async fn deliver(&self, points: Vec<Datapoint>, json: Vec<u8>) {
+        let mut queue = vec![Part {
+            points,
+            json: Some(json),
+            delay: Duration::ZERO,
+        }];
+        while let Some(part) = queue.pop() {
+            if !self.deliver_part(part, &mut queue).await {
+                let left: usize = queue.iter().map(|p| p.points.len()).sum();
+                self.drop_points(DropReason::ShutdownTimeout, left, "shutdown deadline");
+                return;
+            }
+        }
+    }
+
+    /// Delivers one part, pushing any sub-parts it splits into onto `queue`. Returns `false`
+    /// when the shutdown deadline aborted it (its points are then counted as lost).
+    async fn deliver_part(&self, part: Part, queue: &mut Vec<Part>) -> bool {
+        let Part {
+            points,
+            json,
+            delay,
+        } = part;
+        let n = points.len();
+        if !delay.is_zero() && !self.sleep(delay).await {
+            self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+            return false;
+        }
+        let json = json.unwrap_or_else(|| blueflood::encode_body(&points, self.ttl_seconds));
+        let body = Prepared::new(json, self.compression);
+        let mut attempt: u32 = 0;
+        let mut reauthenticated = false;
+        loop {
+            if self.abort.is_cancelled() {
+                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+                return false;
+            }
+            let token = match self.auth.token().await {
+                Ok(t) => t,
+                Err(e) => {
+                    // Auth down never costs data: keep the batch and back off.
+                    let delay = self.backoff(attempt, None);
+                    let cause = format!("authentication failed: {e}");
+                    self.retry(attempt, delay, n, &cause, false);
+                    attempt += 1;
+                    if !self.sleep(delay).await {
+                        self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let sent = tokio::select! {
+                r = self.transport.send(&body, token.as_ref()) => r,
+                () = self.abort.cancelled() => {
+                    self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+                    return false;
+                }
+            };
+            let (retry_after, cause, loud) = match sent {
+                Err(e) => {
+                    self.ledger.request_failed();
+                    (None, e.to_string(), false)
+                }
+                Ok(answer) => {
+                    let verdict =
+                        blueflood::classify(answer.status, answer.retry_after, &answer.body);
+                    if matches!(
+                        verdict,
+                        Verdict::Stored | Verdict::ProbablyStored | Verdict::PartiallyRejected(_)
+                    ) {
+                        self.ledger.request_ok();
+                    } else {
+                        self.ledger.request_failed();
+                    }
+                    match verdict {
+                        Verdict::Stored | Verdict::ProbablyStored => {
+                            self.ledger.delivered(n as u64);
+                            return true;
+                        }
+                        Verdict::PartiallyRejected(rejected) => {
+                            self.settle_partial(&points, &rejected);
+                            return true;
+                        }
+                        Verdict::BadRequest(rejected) => {
+                            self.isolate_bad(points, &rejected, queue);
+                            return true;
+                        }
+                        Verdict::TooLarge => {
+                            if n <= 1 {
+                                self.drop_points(
+                                    DropReason::TooLarge,
+                                    n,
+                                    "Blueflood answered 413 for a single point",
+                                );
+                            } else {
+                                // Behind Repose a 413 can mean "rate limited": split, then pause.
+                                let pause = self.backoff(0, None);
+                                split_into(points, pause, queue);
+                            }
+                            return true;
+                        }
+                        Verdict::Unauthorized => {
+                            if let Some(t) = &token {
+                                self.auth.invalidate(t);
+                            }
+                            if !reauthenticated {
+                                reauthenticated = true;
+                                continue;
+                            }
+                            (
+                                None,
+                                format!("HTTP {} after re-authentication", answer.status),
+                                false,
+                            )
+                        }
+                        Verdict::Transient { retry_after } => {
+                            (retry_after, format!("HTTP {}", answer.status), false)
+                        }
+                        Verdict::ClientError => {
+                            let text =
+                                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                                    .into_owned();
+                            (None, format!("HTTP {} {text}", answer.status), true)
+                        }
+                    }
+                }
+            };
+            let delay = self.backoff(attempt, retry_after);
+            self.retry(attempt, delay, n, &cause, loud);
+            attempt += 1;
+            reauthenticated = false;
+            if !self.sleep(delay).await {
+                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+                return false;
+            }
+        }
+    }
+
+    fn retry(&self, attempt: u32, delay: Duration, points: usize, cause: &str, loud: bool) {
+        DeliveryRetry {
+            attempt: attempt + 1,
+            delay,
+            points,
+            cause,
+            loud,
+        }
+        .emit(&self.ledger, &self.logs);
+    }
+
+    /// 207: the listed points were rejected, every other one was stored.
+    fn settle_partial(&self, points: &[Datapoint], rejected: &RejectedPoints) {
+        let bad = points.iter().filter(|p| rejected.contains(p)).count();
+        if bad == 0 && !points.is_empty() {
+            tracing::warn!(
+                sample = rejected.sample.as_deref().unwrap_or(""),
+                "207 answer names none of the points sent; counting all as stored"
+            );
+        }
+        self.ledger.delivered((points.len() - bad) as u64);
+        self.drop_points(
+            DropReason::RejectedByBlueflood,
+            bad,
+            rejected.sample.as_deref().unwrap_or("207"),
+        );
+    }
+
+    /// 400: nothing was stored. Drop the points the answer names and re-send the others;
+    /// when it names none, bisect until each bad point is alone.
+    fn isolate_bad(
+        &self,
+        points: Vec<Datapoint>,
+        rejected: &RejectedPoints,
+        queue: &mut Vec<Part>,
+    ) {
+        let detail = rejected.sample.as_deref().unwrap_or("400");
+        if points.len() <= 1 {
+            self.drop_points(DropReason::RejectedByBlueflood, points.len(), detail);
+            return;
+        }
+        let (bad, good): (Vec<_>, Vec<_>) = points.into_iter().partition(|p| rejected.contains(p));
+        if bad.is_empty() {
+            split_into(good, Duration::ZERO, queue);
+            return;
+        }
+        self.drop_points(DropReason::RejectedByBlueflood, bad.len(), detail);
+        if !good.is_empty() {
+            queue.push(Part {
+                points: good,
+                json: None,
+                delay: Duration::ZERO,
+            });
+        }
+    }
+}
+
+fn split_into(mut points: Vec<Datapoint>, delay: Duration, queue: &mut Vec<Part>) {
+    let second = points.split_off(points.len() / 2);
+    for half in [second, points] {
+        queue.push(Part {
+            points: half,
+            json: None,
+            delay,
+        });
+    }
+}
