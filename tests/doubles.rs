@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::blueflood::{BluefloodDouble, Fault};
@@ -573,7 +573,6 @@ fn iso8601_matches_known_dates_and_httpdate() {
         assert_eq!(iso, expect);
         secs += 86_399 * 37 + 7;
     }
-    let _ = SystemTime::now();
 }
 
 #[test]
@@ -614,4 +613,23 @@ fn large_pickle_frames_decode() {
             serde_pickle::Value::F64(749.5)
         ])
     );
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let bf = BluefloodDouble::start().await;
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    let resp = c
+        .post(ingest_url(&bf, "t1"))
+        .body(json!([point("a", now_ms(), 1.0)]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(bf.stored_count(), 1);
 }
