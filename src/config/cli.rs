@@ -71,6 +71,8 @@ pub(crate) fn command() -> Command {
                 .help(help_text(spec))
                 .help_heading(group.heading())
                 .value_parser(value_parser!(String))
+                // `-i -1` should reach validation and get its message, not "unexpected argument".
+                .allow_negative_numbers(true)
                 .action(ArgAction::Set);
             if let Some(short) = spec.short {
                 arg = arg.short(short);

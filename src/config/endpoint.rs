@@ -31,7 +31,9 @@ pub(crate) struct Endpoint {
 /// What an endpoint of `transport` may look like, for error messages.
 pub(crate) fn expected(transport: Transport) -> String {
     let t = transport.name();
-    format!("an endpoint like {t}:PORT, {t}:port=PORT or {t}:PORT:interface=IP (PORT 0..=65535)")
+    format!(
+        "an endpoint like {t}:PORT, {t}:port=PORT or {t}:PORT:interface=IP with PORT in 0..=65535"
+    )
 }
 
 /// Parses `text`, requiring `transport`. The error is the reason, without the value.

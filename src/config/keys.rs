@@ -208,7 +208,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
             None,
             "KEY",
             Original,
-            "Keystone API key; visible to every local user here, prefer --key-file",
+            "Keystone API key; on the command line every local user can read it (ps), prefer --key-file",
         )
     },
     value(

@@ -168,7 +168,7 @@ impl<'a> Values<'a> {
                 invalid(
                     spec,
                     entry,
-                    format!("{} ({reason})", endpoint::expected(transport)),
+                    format!("{}; {reason}", endpoint::expected(transport)),
                 )
             })
     }
@@ -239,15 +239,13 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         ],
     )?;
     let mut listeners = Vec::new();
-    let main = v.endpoint("endpoint", Transport::Tcp)?.ok_or_else(|| {
-        let spec = keys::find("endpoint")
-            .map(|s| s.how_to_set())
-            .unwrap_or_default();
-        ConfigError::Invalid(format!(
-            "key \"endpoint\" ({spec}) must not be empty: expected {}",
-            endpoint::expected(Transport::Tcp)
-        ))
-    })?;
+    let main = match v.endpoint("endpoint", Transport::Tcp)? {
+        Some(main) => main,
+        None => {
+            let (spec, entry) = v.required("endpoint")?;
+            return Err(invalid(spec, entry, endpoint::expected(Transport::Tcp)));
+        }
+    };
     listeners.push(("endpoint", protocol, main));
     if let Some(e) = v.endpoint("line_endpoint", Transport::Tcp)? {
         listeners.push(("line_endpoint", Protocol::LineTcp, e));
