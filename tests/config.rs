@@ -551,6 +551,7 @@ fn each_validation_names_the_key_and_the_value() {
         ),
         (&["--concurrency", "0"], "concurrency", "0"),
         (&["--concurrency", "257"], "concurrency", "257"),
+        (&["--concurrency", "1k"], "concurrency", "1k"),
         (&["--compression", "zstd"], "compression", "zstd"),
         (&["--compression-level", "10"], "compression_level", "10"),
         (&["--shutdown-timeout", "0"], "shutdown_timeout", "0"),

@@ -45,8 +45,18 @@ pub(crate) fn pairs(path: &Path, text: &str) -> Result<Vec<(String, Option<Scala
     }
     Ok(sections
         .flat_map(|props| props.iter())
-        .map(|(key, value)| (normalize(key), Some(Scalar::Str(value.trim().to_owned()))))
+        .map(|(key, value)| (normalize(key), Some(Scalar::Str(strip_comment(value)))))
         .collect())
+}
+
+/// Python 2's `ConfigParser` ends a value at a `;` that follows whitespace (an inline comment);
+/// `#` and a `;` glued to text are part of the value.
+fn strip_comment(value: &str) -> String {
+    let cut = value
+        .char_indices()
+        .find(|&(i, c)| c == ';' && value[..i].ends_with(char::is_whitespace))
+        .map_or(value.len(), |(i, _)| i);
+    value[..cut].trim().to_owned()
 }
 
 /// `ConfigParser` lower-cases option names; dashes are accepted because the original's README
@@ -72,14 +82,14 @@ mod tests {
     #[test]
     fn reads_the_section_like_configparser() {
         let text = "# comment\n[other]\ntenant = no\n\n[blueflood_carbon_forwarder]\n\
-                    Tenant = t1\nauth-url: https://x/\nkey = \"a\\b\"\nprefix =\n";
+                    Tenant = t1 ; the tenant\nauth-url: https://x/\nkey = \"a\\b\";#x\nprefix =\n";
         let got = strs(pairs(Path::new("c.ini"), text).unwrap());
         assert_eq!(
             got,
             vec![
                 ("tenant".into(), "t1".into()),
                 ("auth_url".into(), "https://x/".into()),
-                ("key".into(), "\"a\\b\"".into()),
+                ("key".into(), "\"a\\b\";#x".into()),
                 ("prefix".into(), String::new()),
             ]
         );

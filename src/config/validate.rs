@@ -111,8 +111,19 @@ impl<'a> Values<'a> {
         }
     }
 
+    /// A byte size that fits in memory.
     fn size(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
-        let n = self.integer(key, min, max.min(usize::MAX as u64), true)?;
+        self.usize(key, min, max, true)
+    }
+
+    /// A plain count.
+    fn count(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+        self.usize(key, min, max, false)
+    }
+
+    fn usize(&self, key: &str, min: u64, max: u64, bytes: bool) -> Result<usize, ConfigError> {
+        let max = max.min(u64::try_from(usize::MAX).unwrap_or(u64::MAX));
+        let n = self.integer(key, min, max, bytes)?;
         usize::try_from(n).map_err(|_| ConfigError::Invalid(format!("{key}: {n} is too large")))
     }
 
@@ -272,7 +283,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         max_frame_bytes: v.size("max_frame_bytes", 1, u64::from(u32::MAX))?,
         max_line_bytes: v.size("max_line_bytes", 1, u64::MAX)?,
         max_name_bytes: v.size("max_name_bytes", 1, u64::MAX)?,
-        max_connections: v.size("max_connections", 1, u64::MAX)?,
+        max_connections: v.count("max_connections", 1, u64::MAX)?,
         idle_timeout: v.seconds("idle_timeout")?,
     };
 
@@ -368,7 +379,7 @@ fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
         ttl_seconds: u32::try_from(v.integer("ttl", 1, MAX_TTL, false)?).unwrap_or(u32::MAX),
         interval: v.seconds("interval")?,
         max_body_bytes,
-        concurrency: v.size("concurrency", 1, 256)?,
+        concurrency: v.count("concurrency", 1, 256)?,
         compression,
         connect_timeout: v.seconds("connect_timeout")?,
         request_timeout: v.seconds("request_timeout")?,
