@@ -1,12 +1,43 @@
 //! Configuration: command line (compatible with the original forwarder's flags), legacy INI
 //! and TOML files, `BLUEFLOOD_FORWARD_*` environment, `*_file` indirection, layered
 //! defaults < file < environment < command line, and validation into [`Settings`].
+//!
+//! # Rules
+//!
+//! * **Layering** (lowest first): built-in defaults, the config file, the environment, the
+//!   command line; figment merges them and a higher layer replaces a lower one key by key.
+//!   Only flags actually present on the command line take part. This deliberately differs
+//!   from the original forwarder, where config file values overrode flags: the modern order
+//!   lets an operator override a packaged file for one run.
+//! * **Config file**: `--config FILE`, else `BLUEFLOOD_FORWARD_CONFIG`. A name ending in
+//!   `.toml` (any case) is TOML with the snake_case keys at top level; any other name is the
+//!   original's INI format, keys in section `[blueflood_carbon_forwarder]` (the original's long
+//!   flag names and the new keys). A missing section or an unknown key is an error.
+//! * **Environment**: `BLUEFLOOD_FORWARD_<KEY>` for every key, read from the `env` argument
+//!   only, never from the process environment. Unknown `BLUEFLOOD_FORWARD_*` names are not
+//!   errors (orchestrators inject variables such as Kubernetes' `<SERVICE>_PORT` with this
+//!   very prefix) but are logged as a warning.
+//! * **`*_file`**: any key `X` may instead be given as `X_file` (config file key, env
+//!   `BLUEFLOOD_FORWARD_X_FILE`, `--key-file`/`--user-file` on the command line) naming a
+//!   file whose content, minus one trailing `\n` or `\r\n`, is the value. `X_file` stands
+//!   for `X` in its own layer and wins over `X` there; across layers the usual order applies,
+//!   so `--key` beats a `key_file` in the config file. Only the winning file is read. A
+//!   relative `X_file` in a config file is relative to that file's directory.
+//! * **Secrets**: the API key never appears in `--help` or in an error message.
 
+mod cli;
+mod endpoint;
+mod file;
+mod keys;
+mod legacy_ini;
+mod raw;
 pub mod settings;
+mod validate;
 
 pub use settings::Settings;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Exit code for a configuration error (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -33,6 +64,33 @@ impl ConfigError {
 
 /// Loads and validates the configuration from the command line `args` (the first is the
 /// program name) and the environment `env`. Reads the files they name; binds nothing.
-pub fn load(_args: Vec<OsString>, _env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
-    Err(ConfigError::Invalid("not implemented yet".into()))
+/// See the module documentation for the precedence and `*_file` rules.
+pub fn load(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
+    let cli = cli::parse(args)?;
+    let (env_layer, unknown_env) = raw::env_layer(&env);
+    for name in &unknown_env {
+        tracing::warn!(variable = %name, "ignoring unknown environment variable");
+    }
+
+    let config_path = cli.config.clone().or_else(|| {
+        env.iter()
+            .rev()
+            .find(|(name, value)| name == keys::ENV_CONFIG && !value.is_empty())
+            .map(|(_, value)| PathBuf::from(value))
+    });
+
+    let mut layers = vec![raw::Layer::defaults()];
+    if let Some(path) = &config_path {
+        layers.push(file::load(path)?);
+    }
+    layers.push(env_layer);
+    layers.push(cli.layer);
+
+    let resolved = raw::resolve(layers)?;
+    validate::settings(&resolved)
+}
+
+/// The `--help` text, as `load` would print it.
+pub fn help_text() -> String {
+    cli::command().render_help().to_string()
 }

@@ -1,0 +1,510 @@
+//! The one table of configuration keys. Everything that names a key (the command line, the
+//! `BLUEFLOOD_FORWARD_*` environment, the INI and TOML files, `--help` and every error message)
+//! is derived from [`KEYS`], so a key cannot exist in one place and be missing in another,
+//! and the defaults shown by `--help` are the very strings that are parsed as defaults.
+
+/// Prefix of every environment variable the forwarder reads.
+pub(crate) const ENV_PREFIX: &str = "BLUEFLOOD_FORWARD_";
+
+/// Environment variable naming the configuration file (the same as `--config`).
+pub(crate) const ENV_CONFIG: &str = "BLUEFLOOD_FORWARD_CONFIG";
+
+/// Suffix that turns any key into "read this key's value from the named file".
+pub(crate) const FILE_SUFFIX: &str = "_file";
+
+/// Where a key is listed in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group {
+    /// The original forwarder's flags, same spelling, meaning and default.
+    Original,
+    Listeners,
+    Buffer,
+    Delivery,
+    InputLimits,
+    Operation,
+}
+
+impl Group {
+    pub(crate) const ALL: [Group; 6] = [
+        Group::Original,
+        Group::Listeners,
+        Group::Buffer,
+        Group::Delivery,
+        Group::InputLimits,
+        Group::Operation,
+    ];
+
+    pub(crate) fn heading(self) -> &'static str {
+        match self {
+            Group::Original => "Options of the original blueflood-carbon-forwarder (same meaning)",
+            Group::Listeners => "Additional listeners",
+            Group::Buffer => "Buffer",
+            Group::Delivery => "Delivery to Blueflood",
+            Group::InputLimits => "Input limits",
+            Group::Operation => "Operation",
+        }
+    }
+}
+
+/// Whether a key takes a value or is a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Value,
+    /// A boolean: the bare flag means true; `--flag=false` is accepted too.
+    Switch,
+}
+
+#[derive(Debug)]
+pub(crate) struct KeySpec {
+    /// snake_case: the TOML and INI key; upper-cased after [`ENV_PREFIX`] for the environment.
+    pub key: &'static str,
+    pub short: Option<char>,
+    /// Parsed exactly like a user-supplied value; `None` when the key is unset by default.
+    pub default: Option<&'static str>,
+    pub value_name: &'static str,
+    pub help: &'static str,
+    pub group: Group,
+    pub kind: Kind,
+    /// Never shown: not in `--help`, not in any error message.
+    pub secret: bool,
+    /// Also offer `--<key>-file PATH` on the command line (files and the environment accept
+    /// `<key>_file` for every key).
+    pub cli_file_flag: bool,
+}
+
+impl KeySpec {
+    /// The long flag, dashed (`auth-url`); the underscored spelling is an alias.
+    pub(crate) fn long(&self) -> String {
+        self.key.replace('_', "-")
+    }
+
+    pub(crate) fn env_var(&self) -> String {
+        format!("{ENV_PREFIX}{}", self.key.to_ascii_uppercase())
+    }
+
+    pub(crate) fn file_key(&self) -> String {
+        format!("{}{FILE_SUFFIX}", self.key)
+    }
+
+    pub(crate) fn env_file_var(&self) -> String {
+        format!("{ENV_PREFIX}{}", self.file_key().to_ascii_uppercase())
+    }
+
+    /// `flag -k/--key, env BLUEFLOOD_FORWARD_KEY`: how a user can set this key.
+    pub(crate) fn how_to_set(&self) -> String {
+        let flag = match self.short {
+            Some(c) => format!("-{c}/--{}", self.long()),
+            None => format!("--{}", self.long()),
+        };
+        format!("flag {flag}, env {}", self.env_var())
+    }
+}
+
+const fn value(
+    key: &'static str,
+    short: Option<char>,
+    default: Option<&'static str>,
+    value_name: &'static str,
+    group: Group,
+    help: &'static str,
+) -> KeySpec {
+    KeySpec {
+        key,
+        short,
+        default,
+        value_name,
+        help,
+        group,
+        kind: Kind::Value,
+        secret: false,
+        cli_file_flag: false,
+    }
+}
+
+const fn switch(key: &'static str, group: Group, help: &'static str) -> KeySpec {
+    KeySpec {
+        key,
+        short: None,
+        default: Some("false"),
+        value_name: "BOOL",
+        help,
+        group,
+        kind: Kind::Switch,
+        secret: false,
+        cli_file_flag: false,
+    }
+}
+
+use Group::*;
+
+/// Every configuration key, in `--help` order within each group.
+pub(crate) static KEYS: &[KeySpec] = &[
+    // The original's flags (twistd plugin `blueflood-forward`), defaults unchanged.
+    value(
+        "endpoint",
+        Some('e'),
+        Some("tcp:2004"),
+        "ENDPOINT",
+        Original,
+        "Twisted endpoint to listen on: tcp:PORT, tcp:port=PORT, tcp:PORT:interface=ADDR",
+    ),
+    value(
+        "interval",
+        Some('i'),
+        Some("30"),
+        "SECONDS",
+        Original,
+        "Seconds a point may wait before its batch is sent",
+    ),
+    value(
+        "blueflood",
+        Some('b'),
+        Some("http://localhost:19000"),
+        "URL",
+        Original,
+        "Blueflood base URL (http or https)",
+    ),
+    value(
+        "tenant",
+        Some('t'),
+        Some("tenant"),
+        "TENANT",
+        Original,
+        "Tenant ID, used in the ingest URL path",
+    ),
+    value(
+        "prefix",
+        Some('p'),
+        Some("metric_prefix"),
+        "PREFIX",
+        Original,
+        "Prepended to every metric name with a '.'; empty = none",
+    ),
+    value(
+        "ttl",
+        None,
+        Some("86400"),
+        "SECONDS",
+        Original,
+        "ttlInSeconds of every datapoint",
+    ),
+    KeySpec {
+        cli_file_flag: true,
+        ..value(
+            "user",
+            Some('u'),
+            Some(""),
+            "USER",
+            Original,
+            "Keystone user; empty = no authentication [default: empty]",
+        )
+    },
+    KeySpec {
+        secret: true,
+        cli_file_flag: true,
+        ..value(
+            "key",
+            Some('k'),
+            None,
+            "KEY",
+            Original,
+            "Keystone API key; on the command line every local user can read it (ps), prefer --key-file",
+        )
+    },
+    value(
+        "auth_url",
+        None,
+        Some("https://identity.api.rackspacecloud.com/v2.0/tokens"),
+        "URL",
+        Original,
+        "Keystone v2 token URL",
+    ),
+    value(
+        "limit",
+        None,
+        Some("0"),
+        "BYTES",
+        Original,
+        "Largest JSON body per request; 0 = Blueflood's limit (1 MiB), larger values are capped",
+    ),
+    value(
+        "protocol",
+        None,
+        Some("MetricPickleReceiver"),
+        "CLASS",
+        Original,
+        "Protocol of --endpoint: MetricPickleReceiver (pickle) or MetricLineReceiver (plaintext lines)",
+    ),
+    switch(
+        "overwrite_collection_timestamp",
+        Original,
+        "Use the arrival time instead of the metric's timestamp",
+    ),
+    // New in this implementation.
+    value(
+        "line_endpoint",
+        None,
+        None,
+        "ENDPOINT",
+        Listeners,
+        "Also listen for plaintext lines over TCP (tcp:PORT[:interface=ADDR]) [default: off]",
+    ),
+    value(
+        "udp_endpoint",
+        None,
+        None,
+        "ENDPOINT",
+        Listeners,
+        "Also listen for plaintext lines over UDP (udp:PORT[:interface=ADDR]) [default: off]",
+    ),
+    value(
+        "buffer_bytes",
+        None,
+        Some("268435456"),
+        "BYTES",
+        Buffer,
+        "Memory for points not yet delivered (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
+    ),
+    value(
+        "buffer_policy",
+        None,
+        Some("drop_newest"),
+        "POLICY",
+        Buffer,
+        "When the buffer is full: drop_newest (count and refuse) or block (stop reading sockets)",
+    ),
+    value(
+        "concurrency",
+        None,
+        Some("4"),
+        "N",
+        Delivery,
+        "Requests in flight to Blueflood at once (1..=256)",
+    ),
+    value(
+        "compression",
+        None,
+        Some("gzip"),
+        "gzip|none",
+        Delivery,
+        "Request body compression",
+    ),
+    value(
+        "compression_level",
+        None,
+        Some("1"),
+        "0..9",
+        Delivery,
+        "gzip level",
+    ),
+    value(
+        "connect_timeout",
+        None,
+        Some("5"),
+        "SECONDS",
+        Delivery,
+        "TCP/TLS connect timeout for Blueflood and Keystone",
+    ),
+    value(
+        "request_timeout",
+        None,
+        Some("30"),
+        "SECONDS",
+        Delivery,
+        "Timeout of a whole request to Blueflood or Keystone",
+    ),
+    value(
+        "retry_initial",
+        None,
+        Some("0.2"),
+        "SECONDS",
+        Delivery,
+        "First retry delay; doubles per attempt, with jitter",
+    ),
+    value(
+        "retry_max",
+        None,
+        Some("30"),
+        "SECONDS",
+        Delivery,
+        "Longest retry delay",
+    ),
+    value(
+        "max_frame_bytes",
+        None,
+        Some("1048576"),
+        "BYTES",
+        InputLimits,
+        "Largest pickle frame; a larger length header closes the connection",
+    ),
+    value(
+        "max_line_bytes",
+        None,
+        Some("16384"),
+        "BYTES",
+        InputLimits,
+        "Longest plaintext line",
+    ),
+    value(
+        "max_name_bytes",
+        None,
+        Some("4096"),
+        "BYTES",
+        InputLimits,
+        "Longest metric name (before the prefix)",
+    ),
+    value(
+        "max_connections",
+        None,
+        Some("1024"),
+        "N",
+        InputLimits,
+        "Concurrent TCP connections over all listeners",
+    ),
+    value(
+        "idle_timeout",
+        None,
+        Some("300"),
+        "SECONDS",
+        InputLimits,
+        "Close a connection that sends nothing for this long",
+    ),
+    value(
+        "max_past",
+        None,
+        Some("259200"),
+        "SECONDS",
+        InputLimits,
+        "Drop points older than this",
+    ),
+    value(
+        "max_future",
+        None,
+        Some("600"),
+        "SECONDS",
+        InputLimits,
+        "Drop points further ahead than this",
+    ),
+    value(
+        "shutdown_timeout",
+        None,
+        Some("25"),
+        "SECONDS",
+        Operation,
+        "On SIGTERM, how long to keep delivering buffered points",
+    ),
+    switch(
+        "dry_run",
+        Operation,
+        "Receive and batch, but log batches instead of sending them",
+    ),
+    value(
+        "log_format",
+        None,
+        Some("text"),
+        "text|json",
+        Operation,
+        "Log output format",
+    ),
+    value(
+        "log_level",
+        None,
+        Some("info"),
+        "FILTER",
+        Operation,
+        "Log filter directive (RUST_LOG overrides it)",
+    ),
+];
+
+pub(crate) fn find(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.key == key)
+}
+
+/// Looks up `name` as either a key or `<key>_file`; the bool says which.
+pub(crate) fn find_with_file(name: &str) -> Option<(&'static KeySpec, bool)> {
+    if let Some(spec) = find(name) {
+        return Some((spec, false));
+    }
+    let base = name.strip_suffix(FILE_SUFFIX)?;
+    find(base).map(|spec| (spec, true))
+}
+
+/// The known key closest to a misspelled `name`, if any is close enough to be a likely typo.
+pub(crate) fn suggest(name: &str) -> Option<String> {
+    let (base, suffix) = match name.strip_suffix(FILE_SUFFIX) {
+        Some(base) => (base, FILE_SUFFIX),
+        None => (name, ""),
+    };
+    KEYS.iter()
+        .map(|k| (edit_distance(base, k.key), k.key))
+        .filter(|(d, key)| *d <= 2.max(key.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, key)| format!("{key}{suffix}"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_snake_case() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in KEYS {
+            assert!(seen.insert(k.key), "duplicate key {}", k.key);
+            assert!(
+                k.key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+                "{} is not snake_case",
+                k.key
+            );
+            assert!(
+                !k.key.ends_with(FILE_SUFFIX),
+                "{} clashes with *_file",
+                k.key
+            );
+        }
+    }
+
+    #[test]
+    fn secret_keys_have_no_default() {
+        for k in KEYS.iter().filter(|k| k.secret) {
+            assert_eq!(k.default, None, "{} would show a secret default", k.key);
+        }
+    }
+
+    #[test]
+    fn names() {
+        let k = find("auth_url").unwrap();
+        assert_eq!(k.long(), "auth-url");
+        assert_eq!(k.env_var(), "BLUEFLOOD_FORWARD_AUTH_URL");
+        assert_eq!(k.env_file_var(), "BLUEFLOOD_FORWARD_AUTH_URL_FILE");
+        assert_eq!(
+            find_with_file("key_file").map(|(k, f)| (k.key, f)),
+            Some(("key", true))
+        );
+        assert!(find_with_file("nope_file").is_none());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("tennant").as_deref(), Some("tenant"));
+        assert_eq!(suggest("auth-url").as_deref(), Some("auth_url"));
+        assert_eq!(suggest("kye_file").as_deref(), Some("key_file"));
+        assert_eq!(suggest("completely_different"), None);
+    }
+}

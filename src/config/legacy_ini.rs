@@ -1,0 +1,113 @@
+//! The original forwarder's config file: INI read by Python's `ConfigParser`, keys in section
+//! `[blueflood_carbon_forwarder]` named like the long flags. Parsed the way `ConfigParser` did
+//! (no quote or backslash processing, option names case-insensitive, the last duplicate wins)
+//! so existing files keep their meaning; the new keys are accepted there too.
+
+use std::path::Path;
+
+use ini::{Ini, ParseOption};
+
+use super::ConfigError;
+use super::raw::Scalar;
+
+/// The one section the original read.
+pub(crate) const SECTION: &str = "blueflood_carbon_forwarder";
+
+/// The `(key, value)` pairs of [`SECTION`], in file order. Other sections are ignored, as the
+/// original ignored them; keys outside any section are an error, as in `ConfigParser`.
+pub(crate) fn pairs(path: &Path, text: &str) -> Result<Vec<(String, Option<Scalar>)>, ConfigError> {
+    let options = ParseOption {
+        // `ConfigParser` keeps quotes and backslashes: `key = "a\b"` is the 6 characters.
+        enabled_quote: false,
+        enabled_escape: false,
+        ..ParseOption::default()
+    };
+    let ini = Ini::load_from_str_opt(text, options).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "config file {:?} is not a valid INI file (name it *.toml for TOML): {e}",
+            path.display()
+        ))
+    })?;
+    if let Some((key, _)) = ini.section(None::<String>).and_then(|g| g.iter().next()) {
+        return Err(ConfigError::Invalid(format!(
+            "key {:?} in config file {:?} is outside any section; put it under [{SECTION}]",
+            normalize(key),
+            path.display()
+        )));
+    }
+    let mut sections = ini.section_all(Some(SECTION)).peekable();
+    if sections.peek().is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "config file {:?} has no [{SECTION}] section; the INI format keeps its keys there \
+             (name the file *.toml to use TOML with top-level keys)",
+            path.display()
+        )));
+    }
+    Ok(sections
+        .flat_map(|props| props.iter())
+        .map(|(key, value)| (normalize(key), Some(Scalar::Str(strip_comment(value)))))
+        .collect())
+}
+
+/// Python 2's `ConfigParser` ends a value at a `;` that follows whitespace (an inline comment);
+/// `#` and a `;` glued to text are part of the value.
+fn strip_comment(value: &str) -> String {
+    let cut = value
+        .char_indices()
+        .find(|&(i, c)| c == ';' && value[..i].ends_with(char::is_whitespace))
+        .map_or(value.len(), |(i, _)| i);
+    value[..cut].trim().to_owned()
+}
+
+/// `ConfigParser` lower-cases option names; dashes are accepted because the original's README
+/// spells its flags with them (`auth-url`).
+fn normalize(key: &str) -> String {
+    key.trim().to_ascii_lowercase().replace('-', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(pairs: Vec<(String, Option<Scalar>)>) -> Vec<(String, String)> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| match v {
+                Some(Scalar::Str(s)) => (k, s),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_section_like_configparser() {
+        let text = "# comment\n[other]\ntenant = no\n\n[blueflood_carbon_forwarder]\n\
+                    Tenant = t1 ; the tenant\nauth-url: https://x/\nkey = \"a\\b\";#x\nprefix =\n";
+        let got = strs(pairs(Path::new("c.ini"), text).unwrap());
+        assert_eq!(
+            got,
+            vec![
+                ("tenant".into(), "t1".into()),
+                ("auth_url".into(), "https://x/".into()),
+                ("key".into(), "\"a\\b\";#x".into()),
+                ("prefix".into(), String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_section_names_it() {
+        let err = pairs(Path::new("c.ini"), "[forwarder]\ntenant = x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[blueflood_carbon_forwarder]"), "{err}");
+    }
+
+    #[test]
+    fn keys_outside_a_section_are_rejected() {
+        let err = pairs(Path::new("c.ini"), "tenant = x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"tenant\""), "{err}");
+    }
+}

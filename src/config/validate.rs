@@ -1,0 +1,480 @@
+//! Turns the merged, untyped configuration into a [`Settings`], checking every value before
+//! anything binds. Each failure is one message naming the key, how to set it, the bad value,
+//! where that value came from and what is allowed. Secret values are never shown.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::ConfigError;
+use super::endpoint::{self, Transport};
+use super::keys::{self, KeySpec};
+use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
+use super::settings::{
+    AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy, BufferSettings, Compression,
+    ForwardSettings, IngestSettings, ListenerSpec, LogFormat, LogSettings, Protocol, SecretSource,
+    Settings,
+};
+
+/// Below this a buffer cannot hold even a handful of full batches.
+pub(crate) const MIN_BUFFER_BYTES: u64 = 64 * 1024;
+
+/// Blueflood stores TTLs as a signed 32-bit count of seconds.
+const MAX_TTL: u64 = 2_147_483_646;
+
+const PICKLE_RECEIVER: &str = "MetricPickleReceiver";
+const LINE_RECEIVER: &str = "MetricLineReceiver";
+
+/// Read access to the resolved values, producing uniform errors.
+struct Values<'a> {
+    resolved: &'a Resolved,
+}
+
+impl<'a> Values<'a> {
+    fn spec(&self, key: &str) -> Result<&'static KeySpec, ConfigError> {
+        keys::find(key)
+            .ok_or_else(|| ConfigError::Invalid(format!("internal error: no key named {key:?}")))
+    }
+
+    fn entry(&self, key: &str) -> Result<(&'static KeySpec, Option<&'a Entry>), ConfigError> {
+        Ok((self.spec(key)?, self.resolved.get(key)))
+    }
+
+    /// Every key with a default is always present; this covers the rest.
+    fn required(&self, key: &str) -> Result<(&'static KeySpec, &'a Entry), ConfigError> {
+        match self.entry(key)? {
+            (spec, Some(entry)) => Ok((spec, entry)),
+            (spec, None) => Err(ConfigError::Invalid(format!(
+                "no value for key {:?} ({})",
+                spec.key,
+                spec.how_to_set()
+            ))),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<String, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        as_string(spec, entry)
+    }
+
+    /// `None` when unset or empty.
+    fn optional_string(&self, key: &str) -> Result<Option<(String, &'a Entry)>, ConfigError> {
+        match self.entry(key)? {
+            (_, None) => Ok(None),
+            (spec, Some(entry)) => {
+                let s = as_string(spec, entry)?;
+                Ok((!s.is_empty()).then_some((s, entry)))
+            }
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let parsed = match &entry.value {
+            Scalar::Bool(b) => Some(*b),
+            Scalar::Int(0) => Some(false),
+            Scalar::Int(1) => Some(true),
+            // `ConfigParser.getboolean`'s words, so old INI files keep working.
+            Scalar::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Some(true),
+                "false" | "no" | "off" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        parsed.ok_or_else(|| invalid(spec, entry, "true or false"))
+    }
+
+    /// An unsigned integer in `min..=max`; `bytes` also accepts a size suffix.
+    fn integer(&self, key: &str, min: u64, max: u64, bytes: bool) -> Result<u64, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let range = if max == u64::MAX {
+            format!("an integer of at least {min}")
+        } else {
+            format!("an integer in {min}..={max}")
+        };
+        let what = if bytes {
+            format!("{range} (bytes; suffixes KiB, MiB, GiB, KB, MB, GB allowed)")
+        } else {
+            range
+        };
+        let n = match &entry.value {
+            Scalar::Int(i) => u64::try_from(*i).ok(),
+            Scalar::Str(s) if bytes => parse_size(s),
+            Scalar::Str(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(invalid(spec, entry, what)),
+        }
+    }
+
+    /// A byte size that fits in memory.
+    fn size(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+        self.usize(key, min, max, true)
+    }
+
+    /// A plain count.
+    fn count(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+        self.usize(key, min, max, false)
+    }
+
+    fn usize(&self, key: &str, min: u64, max: u64, bytes: bool) -> Result<usize, ConfigError> {
+        let max = max.min(u64::try_from(usize::MAX).unwrap_or(u64::MAX));
+        let n = self.integer(key, min, max, bytes)?;
+        usize::try_from(n).map_err(|_| ConfigError::Invalid(format!("{key}: {n} is too large")))
+    }
+
+    /// Positive seconds, fractions allowed.
+    fn seconds(&self, key: &str) -> Result<Duration, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let secs = match &entry.value {
+            Scalar::Int(i) => Some(*i as f64),
+            Scalar::Float(f) => Some(*f),
+            Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+            Scalar::Bool(_) => None,
+        };
+        secs.filter(|s| s.is_finite() && *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid(spec, entry, "a number of seconds greater than 0"))
+    }
+
+    fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let s = as_string(spec, entry)?;
+        choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s.trim()))
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                invalid(spec, entry, format!("one of {}", names.join(", ")))
+            })
+    }
+
+    fn http_url(&self, key: &str) -> Result<url::Url, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let s = as_string(spec, entry)?;
+        url::Url::parse(s.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| invalid(spec, entry, "an http:// or https:// URL with a host"))
+    }
+
+    fn endpoint(
+        &self,
+        key: &str,
+        transport: Transport,
+    ) -> Result<Option<(endpoint::Endpoint, &'a Entry)>, ConfigError> {
+        let Some((text, entry)) = self.optional_string(key)? else {
+            return Ok(None);
+        };
+        let spec = self.spec(key)?;
+        endpoint::parse(&text, transport)
+            .map(|e| Some((e, entry)))
+            .map_err(|reason| {
+                invalid(
+                    spec,
+                    entry,
+                    format!("{}; {reason}", endpoint::expected(transport)),
+                )
+            })
+    }
+}
+
+fn as_string(spec: &KeySpec, entry: &Entry) -> Result<String, ConfigError> {
+    match &entry.value {
+        Scalar::Str(s) => Ok(s.clone()),
+        // TOML users write numeric tenant IDs unquoted.
+        Scalar::Int(i) => Ok(i.to_string()),
+        _ => Err(invalid(spec, entry, "a string")),
+    }
+}
+
+/// The single shape of every bad-value message.
+fn invalid(spec: &KeySpec, entry: &Entry, expected: impl Display) -> ConfigError {
+    let shown = if spec.secret {
+        "<redacted>".to_owned()
+    } else {
+        match &entry.value {
+            Scalar::Str(s) => format!("{s:?}"),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    };
+    let from = match entry.origin.layer {
+        LayerKind::Defaults if entry.origin.file.is_none() => String::new(),
+        _ => format!(", {}", OriginDisplay(&entry.origin, spec)),
+    };
+    ConfigError::Invalid(format!(
+        "invalid value {shown} for key {:?} ({}){from}: expected {expected}",
+        spec.key,
+        spec.how_to_set()
+    ))
+}
+
+/// `268435456`, `256MiB`, `256 MiB`, `1GB`, `64k`. Binary unless the unit says decimal (KB).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+/// Checks everything and builds the settings.
+pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
+    let v = Values { resolved };
+
+    let protocol = v.choice(
+        "protocol",
+        &[
+            (PICKLE_RECEIVER, Protocol::Pickle),
+            (LINE_RECEIVER, Protocol::LineTcp),
+        ],
+    )?;
+    let mut listeners = Vec::new();
+    let main = match v.endpoint("endpoint", Transport::Tcp)? {
+        Some(main) => main,
+        None => {
+            let (spec, entry) = v.required("endpoint")?;
+            return Err(invalid(spec, entry, endpoint::expected(Transport::Tcp)));
+        }
+    };
+    listeners.push(("endpoint", protocol, main));
+    if let Some(e) = v.endpoint("line_endpoint", Transport::Tcp)? {
+        listeners.push(("line_endpoint", Protocol::LineTcp, e));
+    }
+    if let Some(e) = v.endpoint("udp_endpoint", Transport::Udp)? {
+        listeners.push(("udp_endpoint", Protocol::LineUdp, e));
+    }
+    check_distinct_ports(&listeners)?;
+    let listeners = listeners
+        .into_iter()
+        .map(|(_, protocol, (e, _))| ListenerSpec {
+            protocol,
+            port: e.port,
+            interface: e.interface,
+        })
+        .collect();
+
+    let ingest = IngestSettings {
+        prefix: v.string("prefix")?,
+        overwrite_collection_timestamp: v.boolean("overwrite_collection_timestamp")?,
+        max_past: v.seconds("max_past")?,
+        max_future: v.seconds("max_future")?,
+        // The pickle length header is a 32-bit count.
+        max_frame_bytes: v.size("max_frame_bytes", 1, u64::from(u32::MAX))?,
+        max_line_bytes: v.size("max_line_bytes", 1, u64::MAX)?,
+        max_name_bytes: v.size("max_name_bytes", 1, u64::MAX)?,
+        max_connections: v.count("max_connections", 1, u64::MAX)?,
+        idle_timeout: v.seconds("idle_timeout")?,
+    };
+
+    let buffer = BufferSettings {
+        max_bytes: v.size("buffer_bytes", MIN_BUFFER_BYTES, u64::MAX)?,
+        policy: v.choice(
+            "buffer_policy",
+            &[
+                ("drop_newest", BufferPolicy::DropNewest),
+                ("block", BufferPolicy::Block),
+            ],
+        )?,
+    };
+
+    let forward = forward_settings(&v)?;
+    let auth = auth_settings(&v)?;
+
+    let log = LogSettings {
+        format: v.choice(
+            "log_format",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )?,
+        level: log_level(&v)?,
+    };
+
+    Ok(Settings {
+        listeners,
+        ingest,
+        buffer,
+        forward,
+        auth,
+        shutdown_timeout: v.seconds("shutdown_timeout")?,
+        dry_run: v.boolean("dry_run")?,
+        log,
+    })
+}
+
+fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
+    let (tenant_spec, tenant_entry) = v.required("tenant")?;
+    let tenant = as_string(tenant_spec, tenant_entry)?;
+    // The tenant is a path segment of the ingest URL.
+    if tenant.is_empty()
+        || tenant
+            .chars()
+            .any(|c| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            tenant_spec,
+            tenant_entry,
+            "a non-empty tenant ID without '/', '?', '#', '\\' or whitespace",
+        ));
+    }
+
+    // 0 meant "unlimited" in the original, but Blueflood itself refuses bodies above 1 MiB.
+    let limit = v.size("limit", 0, u64::MAX)?;
+    let max_body_bytes = match limit {
+        0 => BLUEFLOOD_MAX_BODY_BYTES,
+        n => n.min(BLUEFLOOD_MAX_BODY_BYTES),
+    };
+
+    let level = v.integer("compression_level", 0, 9, false)?;
+    let compression = v.choice(
+        "compression",
+        &[
+            ("gzip", Compression::Gzip { level: 0 }),
+            ("none", Compression::None),
+        ],
+    )?;
+    let compression = match compression {
+        Compression::Gzip { .. } => Compression::Gzip {
+            level: u32::try_from(level).unwrap_or(9),
+        },
+        Compression::None => Compression::None,
+    };
+
+    let retry_initial = v.seconds("retry_initial")?;
+    let retry_max = v.seconds("retry_max")?;
+    if retry_max < retry_initial {
+        let (spec, entry) = v.required("retry_max")?;
+        return Err(invalid(
+            spec,
+            entry,
+            format!(
+                "at least retry_initial ({} seconds)",
+                retry_initial.as_secs_f64()
+            ),
+        ));
+    }
+
+    Ok(ForwardSettings {
+        blueflood_url: v.http_url("blueflood")?,
+        tenant,
+        ttl_seconds: u32::try_from(v.integer("ttl", 1, MAX_TTL, false)?).unwrap_or(u32::MAX),
+        interval: v.seconds("interval")?,
+        max_body_bytes,
+        concurrency: v.count("concurrency", 1, 256)?,
+        compression,
+        connect_timeout: v.seconds("connect_timeout")?,
+        request_timeout: v.seconds("request_timeout")?,
+        retry_initial,
+        retry_max,
+    })
+}
+
+fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
+    // Checked even without a user, so a typo is caught before authentication is turned on.
+    let auth_url = v.http_url("auth_url")?;
+    let Some((user, _)) = v.optional_string("user")? else {
+        return Ok(None);
+    };
+    let key_spec = v.spec("key")?;
+    let Some((key, key_entry)) = v.optional_string("key")? else {
+        return Err(ConfigError::Invalid(format!(
+            "key \"key\" ({}) is required when user is set (user {user:?}): \
+             give the API key with --key-file PATH or {} rather than on the command line",
+            key_spec.how_to_set(),
+            key_spec.env_file_var()
+        )));
+    };
+    let key_source = match (&key_entry.origin.file, &key_entry.origin.layer) {
+        (Some((path, _)), _) => SecretSource::File(path.clone()),
+        (None, LayerKind::CommandLine) => SecretSource::CommandLine,
+        (None, LayerKind::Environment) => SecretSource::Environment,
+        (None, LayerKind::ConfigFile(_)) => SecretSource::ConfigFile,
+        (None, LayerKind::Defaults) => {
+            return Err(ConfigError::Invalid(
+                "internal error: the API key has a default".to_owned(),
+            ));
+        }
+    };
+    Ok(Some(AuthSettings {
+        user,
+        key: SecretString::from(key),
+        auth_url,
+        key_source,
+    }))
+}
+
+fn log_level(v: &Values<'_>) -> Result<String, ConfigError> {
+    let (spec, entry) = v.required("log_level")?;
+    let level = as_string(spec, entry)?;
+    match tracing_subscriber::EnvFilter::builder().parse(&level) {
+        Ok(_) if !level.trim().is_empty() => Ok(level),
+        _ => Err(invalid(
+            spec,
+            entry,
+            "a tracing filter such as info, debug or blueflood_forward=debug,warn",
+        )),
+    }
+}
+
+type Listener<'a> = (&'static str, Protocol, (endpoint::Endpoint, &'a Entry));
+
+/// Two listeners on one port and transport cannot both bind (except port 0: each gets its
+/// own ephemeral port).
+fn check_distinct_ports(listeners: &[Listener<'_>]) -> Result<(), ConfigError> {
+    let mut taken: Vec<(&str, Transport, u16)> = Vec::new();
+    for (key, _, (e, _)) in listeners {
+        if e.port == 0 {
+            continue;
+        }
+        if let Some((first, ..)) = taken
+            .iter()
+            .find(|(_, t, p)| *t == e.transport && *p == e.port)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "keys {first:?} and {key:?} both listen on {} port {}: \
+                 expected a different port for each listener",
+                e.transport.name(),
+                e.port
+            )));
+        }
+        taken.push((key, e.transport, e.port));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("268435456"), Some(268_435_456));
+        assert_eq!(parse_size("256MiB"), Some(256 << 20));
+        assert_eq!(parse_size("256 mib"), Some(256 << 20));
+        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("64k"), Some(65_536));
+        assert_eq!(parse_size("1.5MiB"), None);
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999999999999GiB"), None);
+    }
+}
