@@ -33,7 +33,10 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 }
 
 fn arg_str(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 #[tokio::main]
@@ -42,16 +45,22 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("sink") => sink(arg(&args, "--port", 19000u16)).await,
         Some("send") => send(&args).await,
-        _ => eprintln!("usage: loadgen sink --port P | loadgen send (--pickle|--line) ADDR --points N --connections C [--rate R]"),
+        _ => eprintln!(
+            "usage: loadgen sink --port P | loadgen send (--pickle|--line) ADDR --points N --connections C [--rate R]"
+        ),
     }
 }
 
 async fn sink(port: u16) {
     let count = Arc::new(AtomicU64::new(0));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind sink");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind sink");
     eprintln!("sink listening on {}", listener.local_addr().expect("addr"));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let count = count.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -59,7 +68,9 @@ async fn sink(port: u16) {
                 async move { Ok::<_, Infallible>(handle(req, &count).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         });
     }
 }
@@ -124,15 +135,19 @@ fn pickle_frame(names: &[String], ts: f64, value: f64) -> Vec<u8> {
 }
 
 async fn send(args: &[String]) {
-    let (addr, pickle): (SocketAddr, bool) = match (arg_str(args, "--pickle"), arg_str(args, "--line")) {
-        (Some(a), _) => (a.parse().expect("--pickle ADDR"), true),
-        (None, Some(a)) => (a.parse().expect("--line ADDR"), false),
-        _ => panic!("--pickle ADDR or --line ADDR"),
-    };
+    let (addr, pickle): (SocketAddr, bool) =
+        match (arg_str(args, "--pickle"), arg_str(args, "--line")) {
+            (Some(a), _) => (a.parse().expect("--pickle ADDR"), true),
+            (None, Some(a)) => (a.parse().expect("--line ADDR"), false),
+            _ => panic!("--pickle ADDR or --line ADDR"),
+        };
     let total: u64 = arg(args, "--points", 1_000_000);
     let conns: u64 = arg(args, "--connections", 4).max(1);
     let rate: f64 = arg(args, "--rate", 0.0);
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as f64;
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as f64;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..conns {
@@ -145,12 +160,22 @@ async fn send(args: &[String]) {
             while sent < share {
                 let n = (share - sent).min(POINTS_PER_FRAME as u64) as usize;
                 let names: Vec<String> = (0..n)
-                    .map(|i| format!("loadgen.c{c}.host{:04}.cpu.metric{}", (sent as usize + i) % 5000, i % 7))
+                    .map(|i| {
+                        format!(
+                            "loadgen.c{c}.host{:04}.cpu.metric{}",
+                            (sent as usize + i) % 5000,
+                            i % 7
+                        )
+                    })
                     .collect();
                 let bytes = if pickle {
                     pickle_frame(&names, ts, sent as f64)
                 } else {
-                    names.iter().map(|n| format!("{n} {sent} {ts}\n")).collect::<String>().into_bytes()
+                    names
+                        .iter()
+                        .map(|n| format!("{n} {sent} {ts}\n"))
+                        .collect::<String>()
+                        .into_bytes()
                 };
                 s.write_all(&bytes).await.expect("write");
                 sent += n as u64;
@@ -168,5 +193,8 @@ async fn send(args: &[String]) {
         let _ = t.await;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("sent {total} datapoints in {secs:.3} s ({:.0}/s)", total as f64 / secs);
+    println!(
+        "sent {total} datapoints in {secs:.3} s ({:.0}/s)",
+        total as f64 / secs
+    );
 }

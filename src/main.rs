@@ -7,7 +7,18 @@ use anyhow::Context;
 use blueflood_forward::{app, config, telemetry};
 
 fn main() -> ExitCode {
-    let settings = match config::load(std::env::args_os().collect(), std::env::vars().collect()) {
+    // Non-UTF-8 variables cannot be ours (every key is ASCII): skip them instead of panicking.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    // Until the configured subscriber exists, warnings from loading go to stderr as text.
+    let early = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .finish();
+    let loaded = tracing::subscriber::with_default(early, || {
+        config::load(std::env::args_os().collect(), env)
+    });
+    let settings = match loaded {
         Ok(s) => s,
         Err(e) => {
             let code = e.exit_code();

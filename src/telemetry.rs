@@ -2,6 +2,8 @@
 //! level from the configuration unless `RUST_LOG` says otherwise. Stdout stays free for
 //! `--dry-run` output.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::settings::{LogFormat, LogSettings};
@@ -13,6 +15,7 @@ pub fn init(settings: &LogSettings) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Text => builder.try_init(),

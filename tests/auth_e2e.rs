@@ -25,7 +25,9 @@ fn auth(ks: &KeystoneDouble) -> Option<AuthSettings> {
 
 fn lines(stem: &str, n: usize) -> Vec<u8> {
     let ts = (support::now_ms() / 1000) as f64;
-    let pts: Vec<(String, f64, f64)> = (0..n).map(|i| (format!("{stem}.{i}"), ts, i as f64)).collect();
+    let pts: Vec<(String, f64, f64)> = (0..n)
+        .map(|i| (format!("{stem}.{i}"), ts, i as f64))
+        .collect();
     let refs: Vec<(&str, f64, f64)> = pts.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
     support::line_payload(&refs)
 }
@@ -46,14 +48,26 @@ async fn token_is_sent_reused_and_replaced_after_revocation() {
     }
     assert_eq!(ks.auth_requests(), 1, "one login serves every request");
     let first = ks.issued_tokens()[0].clone();
-    assert!(bf.requests().iter().all(|r| r.auth_token.as_deref() == Some(first.as_str())));
+    assert!(
+        bf.requests()
+            .iter()
+            .all(|r| r.auth_token.as_deref() == Some(first.as_str()))
+    );
 
     ks.revoke_all();
     support::send_tcp(addr, &lines("b", 100)).await;
-    assert!(bf.wait_for_stored(600, WAIT).await, "stored {}", bf.stored_count());
+    assert!(
+        bf.wait_for_stored(600, WAIT).await,
+        "stored {}",
+        bf.stored_count()
+    );
     let s = f.settle(WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (600, 0));
-    assert_eq!(ks.auth_requests(), 2, "exactly one re-authentication after the 401");
+    assert_eq!(
+        ks.auth_requests(),
+        2,
+        "exactly one re-authentication after the 401"
+    );
     assert!(bf.requests().iter().any(|r| r.status == 401));
     f.stop().await;
 }

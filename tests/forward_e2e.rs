@@ -20,11 +20,16 @@ fn now_s() -> f64 {
 
 /// `n` points named `{stem}.{i}` at `ts` with value `i + 0.5`.
 fn points(stem: &str, n: usize, ts: f64) -> Vec<(String, f64, f64)> {
-    (0..n).map(|i| (format!("{stem}.{i}"), ts, i as f64 + 0.5)).collect()
+    (0..n)
+        .map(|i| (format!("{stem}.{i}"), ts, i as f64 + 0.5))
+        .collect()
 }
 
 fn frame(points: &[(String, f64, f64)]) -> Vec<u8> {
-    let refs: Vec<(&str, f64, f64)> = points.iter().map(|(n, t, v)| (n.as_str(), *t, *v)).collect();
+    let refs: Vec<(&str, f64, f64)> = points
+        .iter()
+        .map(|(n, t, v)| (n.as_str(), *t, *v))
+        .collect();
     support::pickle_frame(&refs)
 }
 
@@ -42,14 +47,24 @@ async fn pickle_line_and_udp_points_reach_blueflood_exactly() {
     let f = Forwarder::start(settings(&bf.url())).await;
     let ts = now_s().floor();
     send_pickle(&f, &points("pk", 1200, ts)).await;
-    let lines: String = (0..300).map(|i| format!("ln.{i} {}.25 {ts}\r\n", i)).collect();
+    let lines: String = (0..300)
+        .map(|i| format!("ln.{i} {}.25 {ts}\r\n", i))
+        .collect();
     support::send_tcp(f.addr(Protocol::LineTcp), lines.as_bytes()).await;
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
     for i in 0..10 {
         let dgram = format!("ud.{i} 7 {ts}\nud.{i}b 8 {ts}\n");
-        udp.send_to(dgram.as_bytes(), f.addr(Protocol::LineUdp)).await.expect("send");
+        udp.send_to(dgram.as_bytes(), f.addr(Protocol::LineUdp))
+            .await
+            .expect("send");
     }
-    assert!(bf.wait_for_stored(1520, WAIT).await, "stored {}", bf.stored_count());
+    assert!(
+        bf.wait_for_stored(1520, WAIT).await,
+        "stored {}",
+        bf.stored_count()
+    );
     let s = f.settle(WAIT).await;
     assert_eq!(s.received_pickle, 1200);
     assert_eq!(s.received_line_tcp, 300);
@@ -59,16 +74,33 @@ async fn pickle_line_and_udp_points_reach_blueflood_exactly() {
 
     let stored = bf.stored();
     let ts_ms = (ts * 1000.0) as i64;
-    let p7 = stored.iter().find(|p| p.metric_name == "pre.pk.7").expect("pk.7 stored");
-    assert_eq!((p7.collection_time, p7.metric_value, p7.ttl_in_seconds), (ts_ms, 7.5, 3600));
+    let p7 = stored
+        .iter()
+        .find(|p| p.metric_name == "pre.pk.7")
+        .expect("pk.7 stored");
+    assert_eq!(
+        (p7.collection_time, p7.metric_value, p7.ttl_in_seconds),
+        (ts_ms, 7.5, 3600)
+    );
     assert_eq!(p7.tenant, "t1");
-    let l3 = stored.iter().find(|p| p.metric_name == "pre.ln.3").expect("ln.3 stored");
+    let l3 = stored
+        .iter()
+        .find(|p| p.metric_name == "pre.ln.3")
+        .expect("ln.3 stored");
     assert_eq!((l3.collection_time, l3.metric_value), (ts_ms, 3.25));
-    assert!(stored.iter().any(|p| p.metric_name == "pre.ud.9b" && p.metric_value == 8.0));
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.metric_name == "pre.ud.9b" && p.metric_value == 8.0)
+    );
     // Every request gzipped, JSON, and without the forbidden tenantId header.
     for r in bf.requests() {
         assert_eq!(r.content_encoding.as_deref(), Some("gzip"));
-        assert!(r.content_type.as_deref().is_some_and(|c| c.contains("application/json")));
+        assert!(
+            r.content_type
+                .as_deref()
+                .is_some_and(|c| c.contains("application/json"))
+        );
         assert!(!r.had_tenant_id_header);
         assert!(r.decompressed_len <= 1_048_576);
     }
@@ -87,15 +119,23 @@ async fn nan_out_of_window_and_bad_points_are_counted_not_sent() {
         ts + 3600.0
     );
     support::send_tcp(f.addr(Protocol::LineTcp), lines.as_bytes()).await;
-    f.wait_until(WAIT, "8 received", |s| s.received() == 8).await;
+    f.wait_until(WAIT, "8 received", |s| s.received() == 8)
+        .await;
     assert!(bf.wait_for_stored(2, WAIT).await);
     let s = f.settle(WAIT).await;
     assert_eq!(s.delivered, 2);
     assert_eq!(s.dropped(DropReason::Nan), 2);
     assert_eq!(s.dropped(DropReason::OutOfWindow), 2);
     assert_eq!(s.dropped(DropReason::DecodeError), 2);
-    let now = bf.stored().into_iter().find(|p| p.metric_name == "pre.now.1").expect("now.1");
-    assert!((now.collection_time - support::now_ms()).abs() < 60_000, "-1 means now");
+    let now = bf
+        .stored()
+        .into_iter()
+        .find(|p| p.metric_name == "pre.now.1")
+        .expect("now.1");
+    assert!(
+        (now.collection_time - support::now_ms()).abs() < 60_000,
+        "-1 means now"
+    );
     f.stop().await;
 }
 
@@ -145,12 +185,19 @@ async fn a_poison_point_in_a_batch_of_10000_costs_exactly_one_point() {
 }
 
 /// Sends 200 points through one fault and checks they all arrive, with at least one retry.
-async fn survives(fault: Fault, expect_retry: bool) -> blueflood_forward::accounting::LedgerSnapshot {
+async fn survives(
+    fault: Fault,
+    expect_retry: bool,
+) -> blueflood_forward::accounting::LedgerSnapshot {
     let bf = BluefloodDouble::start().await;
     bf.push_fault(fault);
     let f = Forwarder::start(settings(&bf.url())).await;
     send_pickle(&f, &points("f", 200, now_s().floor())).await;
-    assert!(bf.wait_for_stored(200, WAIT).await, "stored {}", bf.stored_count());
+    assert!(
+        bf.wait_for_stored(200, WAIT).await,
+        "stored {}",
+        bf.stored_count()
+    );
     let s = f.settle(WAIT).await;
     assert_eq!(s.delivered, 200);
     assert_eq!(s.dropped_total(), 0);
@@ -171,9 +218,18 @@ async fn transient_answers_are_retried_until_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_honours_retry_after() {
     let started = std::time::Instant::now();
-    survives(Fault::TooManyRequests { retry_after: Some("1".into()) }, true).await;
+    survives(
+        Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        },
+        true,
+    )
+    .await;
     // Not a timing threshold on speed: a lower bound the client must respect.
-    assert!(started.elapsed() >= Duration::from_secs(1), "retried before Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retried before Retry-After"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,8 +262,12 @@ async fn answer_413_splits_the_batch() {
     let reqs = bf.requests();
     let first_413 = reqs.iter().position(|r| r.status == 413).expect("413 seen");
     // After the 413, the same points went out in smaller requests.
-    let biggest_after = reqs[first_413 + 1..].iter().map(|r| r.points).max().unwrap_or(0);
-    assert!(biggest_after < reqs[first_413].points.max(2000) , "{reqs:?}");
+    let biggest_after = reqs[first_413 + 1..]
+        .iter()
+        .map(|r| r.points)
+        .max()
+        .unwrap_or(0);
+    assert!(biggest_after < reqs[first_413].points.max(2000), "{reqs:?}");
     f.stop().await;
 }
 
@@ -220,7 +280,11 @@ async fn an_outage_followed_by_recovery_loses_nothing_and_retries_without_new_da
     // All sent before the outage ends; no new data arrives afterwards.
     f.wait_until(WAIT, "some retries", |s| s.retries >= 3).await;
     bf.set_down(false);
-    assert!(bf.wait_for_stored(3000, WAIT).await, "stored {}", bf.stored_count());
+    assert!(
+        bf.wait_for_stored(3000, WAIT).await,
+        "stored {}",
+        bf.stored_count()
+    );
     let s = f.settle(WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (3000, 0));
     f.stop().await;
@@ -253,7 +317,8 @@ async fn a_full_buffer_drops_the_newest_and_counts_them() {
     cfg.forward.max_body_bytes = 8192;
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("full", 5000, now_s().floor())).await;
-    f.wait_until(WAIT, "5000 received", |s| s.received() == 5000).await;
+    f.wait_until(WAIT, "5000 received", |s| s.received() == 5000)
+        .await;
     let s = f.snapshot();
     assert!(s.dropped(DropReason::BufferFull) > 0, "{s:#?}");
     assert!(s.buffered_bytes <= 64 * 1024);
@@ -275,7 +340,11 @@ async fn block_policy_back_pressures_instead_of_dropping() {
     cfg.forward.max_body_bytes = 16 * 1024;
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("blk", 4000, now_s().floor())).await;
-    assert!(bf.wait_for_stored(4000, WAIT).await, "stored {}", bf.stored_count());
+    assert!(
+        bf.wait_for_stored(4000, WAIT).await,
+        "stored {}",
+        bf.stored_count()
+    );
     let s = f.settle(WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (4000, 0));
     f.stop().await;
@@ -288,7 +357,8 @@ async fn shutdown_flushes_what_is_buffered_at_once() {
     cfg.forward.interval = Duration::from_secs(3600);
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("sd", 700, now_s().floor())).await;
-    f.wait_until(WAIT, "700 received", |s| s.received() == 700).await;
+    f.wait_until(WAIT, "700 received", |s| s.received() == 700)
+        .await;
     assert_eq!(bf.stored_count(), 0, "the interval holds points back");
     let s = f.stop().await;
     assert_eq!((s.delivered, s.dropped_total()), (700, 0));
@@ -303,7 +373,8 @@ async fn shutdown_deadline_counts_what_could_not_be_sent() {
     cfg.shutdown_timeout = Duration::from_millis(500);
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("lost", 800, now_s().floor())).await;
-    f.wait_until(WAIT, "800 received", |s| s.received() == 800).await;
+    f.wait_until(WAIT, "800 received", |s| s.received() == 800)
+        .await;
     let s = f.stop().await;
     assert_eq!(s.dropped(DropReason::ShutdownTimeout), 800, "{s:#?}");
     assert_eq!(s.delivered, 0);
@@ -362,12 +433,15 @@ async fn connections_over_the_limit_are_refused_and_counted() {
     let addr = f.addr(Protocol::Pickle);
     let a = tokio::net::TcpStream::connect(addr).await.expect("a");
     let b = tokio::net::TcpStream::connect(addr).await.expect("b");
-    f.wait_until(WAIT, "2 open", |s| s.connections_open == 2).await;
+    f.wait_until(WAIT, "2 open", |s| s.connections_open == 2)
+        .await;
     let mut c = tokio::net::TcpStream::connect(addr).await.expect("c");
-    f.wait_until(WAIT, "1 refused", |s| s.connections_refused == 1).await;
+    f.wait_until(WAIT, "1 refused", |s| s.connections_refused == 1)
+        .await;
     let _ = c.write_all(b"x").await;
     drop((a, b));
-    f.wait_until(WAIT, "0 open", |s| s.connections_open == 0).await;
+    f.wait_until(WAIT, "0 open", |s| s.connections_open == 0)
+        .await;
     send_pickle(&f, &points("after", 5, now_s().floor())).await;
     assert!(bf.wait_for_stored(5, WAIT).await);
     f.stop().await;

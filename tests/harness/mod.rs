@@ -86,7 +86,12 @@ impl Forwarder {
     }
 
     /// Polls until `f` holds for the ledger, or panics with the ledger after `timeout`.
-    pub async fn wait_until(&self, timeout: Duration, what: &str, f: impl Fn(&LedgerSnapshot) -> bool) {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&LedgerSnapshot) -> bool,
+    ) {
         let end = tokio::time::Instant::now() + timeout;
         loop {
             let s = self.snapshot();
