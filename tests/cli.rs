@@ -1,0 +1,171 @@
+//! The binary as an operator runs it: exit code 64 on bad configuration, `--dry-run` output,
+//! and a graceful drain on SIGTERM (a real child process and a real signal).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::blueflood::BluefloodDouble;
+
+const BIN: &str = env!("CARGO_BIN_EXE_blueflood-forward");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run binary")
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_the_key() {
+    let out = run(&["--compression", "fast"]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("compression") && err.contains("fast") && err.contains("gzip"),
+        "{err}"
+    );
+
+    let out = run(&["--endpoint", "tcp:notaport"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = run(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn help_exits_0_and_shows_no_secret() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("BLUEFLOOD_FORWARD_KEY", "hunter2-secret")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--auth_url") || text.contains("--auth-url"));
+    assert!(!text.contains("hunter2-secret"));
+}
+
+/// Starts the binary with JSON logs and returns it with the address of its first listener of
+/// `protocol` (read from the "listening" log line).
+fn spawn(args: &[&str], protocol: &str) -> (Child, SocketAddr, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() {
+        line.clear();
+        if stderr.read_line(&mut line).expect("read stderr") == 0 {
+            panic!("forwarder exited before listening");
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["message"] == "listening" && v["protocol"] == protocol {
+            addr = v["addr"].as_str().map(|a| a.parse().expect("addr"));
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    let rest = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut all);
+        all
+    });
+    (child, addr.expect("addr"), rest)
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn dry_run_writes_the_request_bodies_to_stdout() {
+    let (mut child, addr, _log) = spawn(
+        &[
+            "--dry-run",
+            "--line-endpoint",
+            "tcp:0:interface=127.0.0.1",
+            "-e",
+            "tcp:0:interface=127.0.0.1",
+            "-p",
+            "dry",
+        ],
+        "line_tcp",
+    );
+    let ts = support::now_ms() / 1000;
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(support::send_tcp(
+        addr,
+        format!("a.b 1.5 {ts}\nc.d 2 {ts}\n").as_bytes(),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&child);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let mut names = Vec::new();
+    for line in stdout.lines() {
+        let body: Vec<serde_json::Value> =
+            serde_json::from_str(line).expect("each line is a JSON body");
+        for p in body {
+            assert_eq!(p["collectionTime"], ts * 1000);
+            assert_eq!(p["ttlInSeconds"], 86400);
+            names.push(p["metricName"].as_str().expect("name").to_string());
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["dry.a.b", "dry.c.d"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_delivers_before_exiting_0() {
+    let bf = BluefloodDouble::start().await;
+    let url = bf.url();
+    let (child, addr, log) = spawn(
+        &[
+            "-b",
+            &url,
+            "-i",
+            "3600",
+            "--line-endpoint",
+            "tcp:0:interface=127.0.0.1",
+            "-e",
+            "tcp:0:interface=127.0.0.1",
+        ],
+        "line_tcp",
+    );
+    let ts = support::now_ms() / 1000;
+    let lines: String = (0..1000).map(|i| format!("term.{i} {i} {ts}\n")).collect();
+    support::send_tcp(addr, lines.as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bf.stored_count(), 0, "a one-hour interval holds the points");
+    sigterm(&child);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        bf.stored_count(),
+        1000,
+        "log: {}",
+        log.join().unwrap_or_default()
+    );
+}
