@@ -311,9 +311,7 @@ fn memo_limits() {
         ..PickleLimits::default()
     };
     let mut p = b"]".to_vec();
-    for _ in 0..11 {
-        p.push(0x94);
-    }
+    p.extend(std::iter::repeat_n(0x94, 11));
     p.push(b'.');
     assert_eq!(decode_with(&p, &limits), Err(FrameError::MemoTooLarge));
     assert_eq!(decode(b"]h\x05."), Err(FrameError::MissingMemo(5)));
@@ -570,4 +568,17 @@ fn serde_pickle_overflows_stack_on_deep_nesting() {
     p.extend(std::iter::repeat_n(b'a', n - 1));
     p.push(b'.');
     assert_eq!(decode(&p), Err(FrameError::TooDeep));
+}
+
+/// serde-pickle refuses a list holding the same memoised tuple twice (CPython output for
+/// `[s, s]`), which senders do produce; we decode it.
+#[test]
+fn serde_pickle_refuses_repeated_memoised_tuple() {
+    let p = b"\x80\x02]q\x00(X\x01\x00\x00\x00aq\x01K\x01G@\x04\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03h\x03e.";
+    let theirs = serde_pickle::value_from_slice(p, serde_pickle::DeOptions::new());
+    assert!(theirs.is_err(), "{theirs:?}");
+    let ours = decode(p).unwrap();
+    assert_eq!(ours.len(), 2);
+    assert_eq!(ours[0], ours[1]);
+    assert_eq!(ours[1].as_ref().unwrap().value, 2.5);
 }
