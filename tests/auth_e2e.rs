@@ -61,7 +61,7 @@ async fn token_is_sent_reused_and_replaced_after_revocation() {
         "stored {}",
         bf.stored_count()
     );
-    let s = f.settle(WAIT).await;
+    let s = f.settle(600, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (600, 0));
     assert_eq!(
         ks.auth_requests(),
@@ -85,7 +85,7 @@ async fn identity_outage_keeps_the_data_until_login_works() {
     let f = Forwarder::start(cfg).await;
     support::send_tcp(f.addr(Protocol::LineTcp), &lines("k", 50)).await;
     assert!(bf.wait_for_stored(50, WAIT).await);
-    let s = f.settle(WAIT).await;
+    let s = f.settle(50, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (50, 0));
     assert!(s.retries >= 3);
     assert_eq!(ks.auth_requests(), 4);

@@ -94,7 +94,7 @@ fn sigterm(child: &Child) {
 
 #[test]
 fn dry_run_writes_the_request_bodies_to_stdout() {
-    let (mut child, addr, _log) = spawn(
+    let (child, addr, _log) = spawn(
         &[
             "--dry-run",
             "--line-endpoint",

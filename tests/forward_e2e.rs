@@ -65,7 +65,7 @@ async fn pickle_line_and_udp_points_reach_blueflood_exactly() {
         "stored {}",
         bf.stored_count()
     );
-    let s = f.settle(WAIT).await;
+    let s = f.settle(1520, WAIT).await;
     assert_eq!(s.received_pickle, 1200);
     assert_eq!(s.received_line_tcp, 300);
     assert_eq!(s.received_line_udp, 20);
@@ -122,7 +122,7 @@ async fn nan_out_of_window_and_bad_points_are_counted_not_sent() {
     f.wait_until(WAIT, "8 received", |s| s.received() == 8)
         .await;
     assert!(bf.wait_for_stored(2, WAIT).await);
-    let s = f.settle(WAIT).await;
+    let s = f.settle(8, WAIT).await;
     assert_eq!(s.delivered, 2);
     assert_eq!(s.dropped(DropReason::Nan), 2);
     assert_eq!(s.dropped(DropReason::OutOfWindow), 2);
@@ -151,7 +151,7 @@ async fn answer_207_drops_exactly_the_rejected_points_and_never_resends_the_stor
     let mut pts = points("good", 50, ts);
     pts.extend(points("stale", 5, ts - 5.0 * 86400.0));
     send_pickle(&f, &pts).await;
-    let s = f.settle(WAIT).await;
+    let s = f.settle(55, WAIT).await;
     assert_eq!(s.delivered, 50);
     assert_eq!(s.dropped(DropReason::RejectedByBlueflood), 5);
     assert_eq!(bf.stored_count(), 50);
@@ -172,7 +172,7 @@ async fn a_poison_point_in_a_batch_of_10000_costs_exactly_one_point() {
     cfg.forward.interval = Duration::from_millis(500);
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("p", 10_000, now_s().floor())).await;
-    let s = f.settle(WAIT).await;
+    let s = f.settle(10_000, WAIT).await;
     assert_eq!(s.received(), 10_000);
     assert_eq!(s.delivered, 9_999);
     assert_eq!(s.dropped(DropReason::RejectedByBlueflood), 1);
@@ -198,7 +198,7 @@ async fn survives(
         "stored {}",
         bf.stored_count()
     );
-    let s = f.settle(WAIT).await;
+    let s = f.settle(200, WAIT).await;
     assert_eq!(s.delivered, 200);
     assert_eq!(s.dropped_total(), 0);
     assert_eq!(bf.stored_count(), 200, "no point stored twice");
@@ -257,7 +257,7 @@ async fn answer_413_splits_the_batch() {
     let f = Forwarder::start(cfg).await;
     send_pickle(&f, &points("big", 2000, now_s().floor())).await;
     assert!(bf.wait_for_stored(2000, WAIT).await);
-    let s = f.settle(WAIT).await;
+    let s = f.settle(2000, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (2000, 0));
     let reqs = bf.requests();
     let first_413 = reqs.iter().position(|r| r.status == 413).expect("413 seen");
@@ -285,7 +285,7 @@ async fn an_outage_followed_by_recovery_loses_nothing_and_retries_without_new_da
         "stored {}",
         bf.stored_count()
     );
-    let s = f.settle(WAIT).await;
+    let s = f.settle(3000, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (3000, 0));
     f.stop().await;
 }
@@ -323,7 +323,7 @@ async fn a_full_buffer_drops_the_newest_and_counts_them() {
     assert!(s.dropped(DropReason::BufferFull) > 0, "{s:#?}");
     assert!(s.buffered_bytes <= 64 * 1024);
     bf.set_down(false);
-    let s = f.settle(WAIT).await;
+    let s = f.settle(5000, WAIT).await;
     assert_eq!(s.delivered + s.dropped(DropReason::BufferFull), 5000);
     assert_eq!(bf.stored_count() as u64, s.delivered);
     f.stop().await;
@@ -345,7 +345,7 @@ async fn block_policy_back_pressures_instead_of_dropping() {
         "stored {}",
         bf.stored_count()
     );
-    let s = f.settle(WAIT).await;
+    let s = f.settle(4000, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (4000, 0));
     f.stop().await;
 }
@@ -401,7 +401,9 @@ async fn hostile_senders_are_refused_and_good_senders_still_served() {
     support::send_tcp(addr, &good[..good.len() - 3]).await;
     // A nesting bomb.
     let mut bomb = b"\x80\x02".to_vec();
-    bomb.extend(std::iter::repeat_n(b']', 200_000));
+    // 100,000 lists, each appended into the one below: nested 100,000 deep.
+    bomb.extend(std::iter::repeat_n(b']', 100_000));
+    bomb.extend(std::iter::repeat_n(b'a', 99_999));
     bomb.push(b'.');
     let mut bomb_frame = (bomb.len() as u32).to_be_bytes().to_vec();
     bomb_frame.extend(bomb);
@@ -413,10 +415,27 @@ async fn hostile_senders_are_refused_and_good_senders_still_served() {
 
     send_pickle(&f, &points("good", 10, now_s().floor())).await;
     assert!(bf.wait_for_stored(10, WAIT).await);
-    let s = f.settle(WAIT).await;
+    // Each hostile connection is served concurrently: wait for all of them to be counted.
+    f.wait_until(WAIT, "every hostile input counted", |s| {
+        s.bad_input(BadInput::PickleFrame) >= 3
+            && s.bad_input(BadInput::TruncatedFrame) >= 1
+            && s.bad_input(BadInput::LineTooLong) >= 1
+            && s.received_line_tcp >= 1
+    })
+    .await;
+    let s = f.settle(11, WAIT).await;
     assert!(!marker.exists(), "the pickle ran code");
     assert_eq!(s.delivered, 10);
-    assert!(s.bad_input(BadInput::PickleFrame) >= 3, "{s:#?}");
+    assert_eq!(
+        s.bad_input(BadInput::PickleFrame),
+        3,
+        "evil, garbage, bomb: {s:#?}"
+    );
+    assert_eq!(
+        s.dropped(DropReason::DecodeError),
+        1,
+        "the binary junk line"
+    );
     assert_eq!(s.bad_input(BadInput::FrameTooLarge), 1);
     assert_eq!(s.bad_input(BadInput::EmptyFrame), 1);
     assert_eq!(s.bad_input(BadInput::TruncatedFrame), 1);

@@ -105,10 +105,14 @@ impl Forwarder {
         }
     }
 
-    /// Waits until nothing is buffered or in flight (everything delivered or dropped).
-    pub async fn settle(&self, timeout: Duration) -> LedgerSnapshot {
+    /// Waits until `received` points have arrived and none is buffered or in flight
+    /// (everything delivered or dropped).
+    pub async fn settle(&self, received: u64, timeout: Duration) -> LedgerSnapshot {
         self.wait_until(timeout, "quiescence", |s| {
-            s.buffered_points == 0 && s.in_flight_points == 0 && s.balanced()
+            s.received() >= received
+                && s.buffered_points == 0
+                && s.in_flight_points == 0
+                && s.balanced()
         })
         .await;
         self.snapshot()
