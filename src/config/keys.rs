@@ -396,7 +396,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
     switch(
         "dry_run",
         Operation,
-        "Receive and batch, but log batches instead of sending them",
+        "Receive and batch, but write each request body to stdout (one JSON array per line) instead of sending it",
     ),
     value(
         "log_format",
