@@ -93,13 +93,11 @@ impl KeystoneV2 {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .and_then(|exp| (exp.to_utc() - chrono::Utc::now()).to_std().ok())
             .unwrap_or(FALLBACK_LIFETIME);
+        // At 90% of its life or REFRESH_AHEAD before expiry, whichever is first, but never
+        // before half its life (a short-lived token must still be used).
         let refresh_in = lifetime
-            .saturating_sub(REFRESH_AHEAD)
-            .max(
-                lifetime
-                    .mul_f64(0.9)
-                    .min(lifetime.saturating_sub(REFRESH_AHEAD)),
-            )
+            .mul_f64(0.9)
+            .min(lifetime.saturating_sub(REFRESH_AHEAD))
             .max(lifetime / 2);
         let token = Token::new(answer.access.token.id);
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
