@@ -236,8 +236,9 @@ async fn too_many_requests_honours_retry_after() {
 async fn resets_timeouts_and_unauthorised_answers_keep_the_data() {
     survives(Fault::Reset, true).await;
     survives(Fault::Delay(Duration::from_secs(4)), true).await;
-    // 401 without a token provider: re-authenticate once (a no-op), retry, stored.
+    // 401/403 without a token provider: re-authenticate once (a no-op), retry, stored.
     survives(Fault::Status(401), false).await;
+    survives(Fault::Status(403), false).await;
     // 415 is our bug: kept and retried, never dropped.
     survives(Fault::Status(415), true).await;
 }
@@ -463,5 +464,32 @@ async fn connections_over_the_limit_are_refused_and_counted() {
         .await;
     send_pickle(&f, &points("after", 5, now_s().floor())).await;
     assert!(bf.wait_for_stored(5, WAIT).await);
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listening_without_an_interface_serves_ipv4_and_ipv6() {
+    let bf = BluefloodDouble::start().await;
+    let mut cfg = settings(&bf.url());
+    for l in &mut cfg.listeners {
+        l.interface = None;
+    }
+    let f = Forwarder::start(cfg).await;
+    let port = f.addr(Protocol::LineTcp).port();
+    let ts = now_s().floor();
+    support::send_tcp(
+        ([127, 0, 0, 1], port).into(),
+        format!("v4.a 1 {ts}\n").as_bytes(),
+    )
+    .await;
+    let v6: std::net::SocketAddr = format!("[::1]:{port}").parse().expect("addr");
+    let expected = if tokio::net::TcpStream::connect(v6).await.is_ok() {
+        support::send_tcp(v6, format!("v6.a 1 {ts}\n").as_bytes()).await;
+        2
+    } else {
+        // A host without IPv6 (the fallback binds IPv4 alone): nothing more to check.
+        1
+    };
+    assert!(bf.wait_for_stored(expected, WAIT).await);
     f.stop().await;
 }
