@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# End-to-end throughput and cost of the forwarder on this machine, over loopback only.
+#
+# This script owns the end-to-end measurement: for each variant (gzip level 1, no compression)
+# it starts `loadgen sink` (a counting Blueflood stand-in) and the release forwarder, sends
+# POINTS datapoints as carbon-relay pickle frames over 4 connections, waits until the sink has
+# counted them all, then reads the forwarder's CPU time (utime+stime from /proc/PID/stat) and
+# peak RSS (VmHWM), stops it with SIGTERM, and prints one table row per variant.
+#
+# Usage: bench/quick.sh
+# Environment:
+#   POINTS=N          datapoints per variant (default 2000000)
+#   CONNECTIONS=C     sender connections (default 4)
+#   TIMEOUT=S         seconds to wait for delivery per variant (default 120)
+#   VARIANTS="a b"    which variants to run, from: gzip1 none gzip6 (default "gzip1 none")
+#   SKIP_BUILD=1      do not run cargo build first
+#   FORWARDER_ARGS    extra arguments for every forwarder run
+#
+# Everything listens on 127.0.0.1. Every wait is bounded; every child is killed on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+POINTS=${POINTS:-2000000}
+CONNECTIONS=${CONNECTIONS:-4}
+TIMEOUT=${TIMEOUT:-120}
+VARIANTS=${VARIANTS:-"gzip1 none"}
+FORWARDER_ARGS=${FORWARDER_ARGS:-}
+
+BIN=target/release/blueflood-forward
+LOADGEN=target/release/examples/loadgen
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bff-quick.XXXXXX")
+CHILDREN=()
+
+cleanup() {
+    local pid
+    for pid in "${CHILDREN[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    sleep 0.2
+    for pid in "${CHILDREN[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+    echo "quick.sh: $*" >&2
+    exit 1
+}
+
+# A TCP port that is free on 127.0.0.1 right now (the kernel picks it).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits (bounded) until something accepts TCP connections on 127.0.0.1:$1.
+wait_listening() {
+    local port=$1 i
+    for ((i = 0; i < 100; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+sink_count() {
+    curl -fsS --max-time 2 "http://127.0.0.1:$1/count" 2>/dev/null || echo 0
+}
+
+# CPU seconds (user + system) of process $1 so far.
+cpu_seconds() {
+    local stat rest
+    stat=$(<"/proc/$1/stat")
+    rest=${stat##*) } # fields from 3 (state) on; the command name may contain spaces
+    # shellcheck disable=SC2086
+    set -- $rest
+    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
+}
+
+peak_rss_mib() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+now() { date +%s.%N; }
+
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    cargo build --release --examples --bins >&2
+fi
+[[ -x $BIN && -x $LOADGEN ]] || die "missing $BIN or $LOADGEN (build first)"
+command -v curl >/dev/null || die "curl is needed"
+command -v python3 >/dev/null || die "python3 is needed (to find a free port)"
+
+ROWS=()
+
+run_variant() {
+    local variant=$1 compression
+    case $variant in
+        gzip1) compression=(--compression gzip --compression-level 1) ;;
+        gzip6) compression=(--compression gzip --compression-level 6) ;;
+        none) compression=(--compression none) ;;
+        *) die "unknown variant $variant" ;;
+    esac
+
+    local sink_port in_port
+    sink_port=$(free_port)
+    in_port=$(free_port)
+    [[ $sink_port != "$in_port" ]] || in_port=$(free_port)
+
+    "$LOADGEN" sink --port "$sink_port" 2>"$WORK/sink-$variant.log" &
+    local sink_pid=$!
+    CHILDREN+=("$sink_pid")
+    wait_listening "$sink_port" || die "sink did not start: $(cat "$WORK/sink-$variant.log")"
+
+    # shellcheck disable=SC2086
+    "$BIN" -b "http://127.0.0.1:$sink_port" -e "tcp:$in_port:interface=127.0.0.1" -i 1 \
+        --buffer-bytes 512MiB "${compression[@]}" $FORWARDER_ARGS \
+        >"$WORK/fwd-$variant.out" 2>"$WORK/fwd-$variant.log" &
+    local fwd_pid=$!
+    CHILDREN+=("$fwd_pid")
+    wait_listening "$in_port" || die "forwarder did not start: $(tail -20 "$WORK/fwd-$variant.log")"
+
+    echo "[$variant] sending $POINTS datapoints over $CONNECTIONS connections" >&2
+    local t0 t1 count=0 deadline
+    t0=$(now)
+    "$LOADGEN" send --pickle "127.0.0.1:$in_port" --points "$POINTS" \
+        --connections "$CONNECTIONS" >&2 || die "loadgen send failed"
+    deadline=$((SECONDS + TIMEOUT))
+    while ((SECONDS < deadline)); do
+        count=$(sink_count "$sink_port")
+        ((count >= POINTS)) && break
+        sleep 0.05
+    done
+    t1=$(now)
+    if ((count < POINTS)); then
+        echo "[$variant] only $count of $POINTS delivered after ${TIMEOUT}s; forwarder log:" >&2
+        tail -20 "$WORK/fwd-$variant.log" >&2
+    fi
+
+    local cpu rss
+    cpu=$(cpu_seconds "$fwd_pid")
+    rss=$(peak_rss_mib "$fwd_pid")
+
+    kill -TERM "$fwd_pid"
+    local i
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$fwd_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    local rc=0
+    if kill -0 "$fwd_pid" 2>/dev/null; then
+        echo "[$variant] forwarder still running 30 s after SIGTERM; killing it" >&2
+        kill -KILL "$fwd_pid" 2>/dev/null || true
+    fi
+    wait "$fwd_pid" || rc=$?
+    ((rc == 0)) || echo "[$variant] forwarder exited with status $rc" >&2
+    kill -TERM "$sink_pid" 2>/dev/null || true
+    wait "$sink_pid" 2>/dev/null || true
+
+    ROWS+=("$(awk -v v="$variant" -v n="$count" -v t0="$t0" -v t1="$t1" -v cpu="$cpu" -v rss="$rss" 'BEGIN {
+        wall = t1 - t0
+        per_cpu = cpu > 0 ? n / cpu : 0
+        us = n > 0 ? cpu * 1e6 / n : 0
+        printf "%-8s %12d %8.2f %8.2f %14.0f %10.3f %9s\n", v, n, wall, cpu, per_cpu, us, rss
+    }')")
+}
+
+for v in $VARIANTS; do
+    run_variant "$v"
+done
+
+echo
+echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+printf "%-8s %12s %8s %8s %14s %10s %9s\n" variant delivered wall_s cpu_s points/cpu_s us_cpu/pt peak_MiB
+for r in "${ROWS[@]}"; do
+    echo "$r"
+done
