@@ -11,6 +11,9 @@
 # Environment:
 #   POINTS=N          datapoints per variant (default 2000000)
 #   CONNECTIONS=C     sender connections (default 4)
+#   RATE=R            total send rate in datapoints per second (default 0 = as fast as possible;
+#                     unthrottled, the forwarder buffers most of the burst, so its CPU time then
+#                     includes first-touch page faults for hundreds of MiB)
 #   TIMEOUT=S         seconds to wait for delivery per variant (default 120)
 #   VARIANTS="a b"    which variants to run, from: gzip1 none gzip6 (default "gzip1 none")
 #   SKIP_BUILD=1      do not run cargo build first
@@ -23,6 +26,7 @@ cd "$(dirname "$0")/.."
 
 POINTS=${POINTS:-2000000}
 CONNECTIONS=${CONNECTIONS:-4}
+RATE=${RATE:-0}
 TIMEOUT=${TIMEOUT:-120}
 VARIANTS=${VARIANTS:-"gzip1 none"}
 FORWARDER_ARGS=${FORWARDER_ARGS:-}
@@ -126,11 +130,11 @@ run_variant() {
     CHILDREN+=("$fwd_pid")
     wait_listening "$in_port" || die "forwarder did not start: $(tail -20 "$WORK/fwd-$variant.log")"
 
-    echo "[$variant] sending $POINTS datapoints over $CONNECTIONS connections" >&2
+    echo "[$variant] sending $POINTS datapoints over $CONNECTIONS connections (rate $RATE/s, 0 = unlimited)" >&2
     local t0 t1 count=0 deadline
     t0=$(now)
     "$LOADGEN" send --pickle "127.0.0.1:$in_port" --points "$POINTS" \
-        --connections "$CONNECTIONS" >&2 || die "loadgen send failed"
+        --connections "$CONNECTIONS" --rate "$RATE" >&2 || die "loadgen send failed"
     deadline=$((SECONDS + TIMEOUT))
     while ((SECONDS < deadline)); do
         count=$(sink_count "$sink_port")
@@ -176,7 +180,7 @@ for v in $VARIANTS; do
 done
 
 echo
-echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); points $POINTS, connections $CONNECTIONS, rate $RATE/s (0 = unlimited)"
 printf "%-8s %12s %8s %8s %14s %10s %9s\n" variant delivered wall_s cpu_s points/cpu_s us_cpu/pt peak_MiB
 for r in "${ROWS[@]}"; do
     echo "$r"
