@@ -7,6 +7,10 @@
 # counted them all, then reads the forwarder's CPU time (utime+stime from /proc/PID/stat) and
 # peak RSS (VmHWM), stops it with SIGTERM, and prints one table row per variant.
 #
+# Columns: wall_s runs from the first datapoint sent to the sink counting the last one, so it
+# includes up to `-i 1` second for the last, partial body; cpu_s is the forwarder's alone (the
+# sink and the sender share the machine but are not counted).
+#
 # Usage: bench/quick.sh
 # Environment:
 #   POINTS=N          datapoints per variant (default 2000000)
