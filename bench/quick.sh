@@ -54,7 +54,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 die() {
     echo "quick.sh: $*" >&2
@@ -137,8 +138,13 @@ run_variant() {
     echo "[$variant] sending $POINTS datapoints over $CONNECTIONS connections (rate $RATE/s, 0 = unlimited)" >&2
     local t0 t1 count=0 deadline
     t0=$(now)
+    # In the background so that a signal runs the trap at once (bash defers traps while a
+    # foreground child runs); its own --rate bounds how long it takes.
     "$LOADGEN" send --pickle "127.0.0.1:$in_port" --points "$POINTS" \
-        --connections "$CONNECTIONS" --rate "$RATE" >&2 || die "loadgen send failed"
+        --connections "$CONNECTIONS" --rate "$RATE" >&2 &
+    local send_pid=$!
+    CHILDREN+=("$send_pid")
+    wait "$send_pid" || die "loadgen send failed"
     deadline=$((SECONDS + TIMEOUT))
     while ((SECONDS < deadline)); do
         count=$(sink_count "$sink_port")
