@@ -7,7 +7,9 @@
 //! `Ordering::Relaxed` increments: a snapshot taken while points move may be off by the points
 //! in motion, never at rest.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::settings::Protocol;
 
@@ -113,6 +115,17 @@ pub struct Ledger {
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
+    requests_in_flight: AtomicU64,
+    /// Unix milliseconds of the last request Blueflood stored (0 = never).
+    last_success_ms: AtomicU64,
+    /// The last delivery failure (redacted: status and transport errors only) and when.
+    last_error: Mutex<Option<(String, f64)>>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn protocol_index(p: Protocol) -> usize {
@@ -170,10 +183,39 @@ impl Ledger {
 
     pub fn request_ok(&self) {
         self.requests_ok.fetch_add(1, Ordering::Relaxed);
+        self.last_success_ms
+            .store((unix_now() * 1000.0) as u64, Ordering::Relaxed);
     }
 
-    pub fn request_failed(&self) {
+    /// A request failed; `error` says why (never a secret: a status or a transport error).
+    pub fn request_failed(&self, error: &str) {
         self.requests_failed.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some((error.to_string(), unix_now()));
+    }
+
+    pub fn request_started(&self) {
+        self.requests_in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request_finished(&self) {
+        self.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Unix seconds of the last request Blueflood stored, if any.
+    pub fn last_success(&self) -> Option<f64> {
+        match self.last_success_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms as f64 / 1000.0),
+        }
+    }
+
+    /// The last delivery failure and its Unix time, if any.
+    pub fn last_error(&self) -> Option<(String, f64)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn retry(&self) {
@@ -211,6 +253,7 @@ impl Ledger {
             connections_accepted: load(&self.connections_accepted),
             connections_refused: load(&self.connections_refused),
             connections_open: load(&self.connections_open),
+            requests_in_flight: load(&self.requests_in_flight),
         }
     }
 }
@@ -233,6 +276,7 @@ pub struct LedgerSnapshot {
     pub connections_accepted: u64,
     pub connections_refused: u64,
     pub connections_open: u64,
+    pub requests_in_flight: u64,
 }
 
 impl LedgerSnapshot {

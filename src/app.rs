@@ -1,59 +1,104 @@
 //! Wires the pieces into a running forwarder and shuts it down in order.
 //!
-//! Start: everything that can fail (settings are already valid; binding sockets, building the
-//! HTTP client) fails here, before any task runs. Shutdown (on [`Running::shutdown`], which the
-//! binary calls on SIGTERM/SIGINT): listeners stop accepting and connections read what is
-//! already waiting; then everything buffered is flushed; whatever is still undelivered when
-//! `shutdown_timeout` (counted from the signal) runs out is counted as `shutdown_timeout`.
+//! Start, in two steps: [`bind`] builds everything and binds every socket (the admin port
+//! first, so probes are answered — "starting" — while the rest binds); whatever can fail fails
+//! there, before any datapoint is read. [`Starting::run`] then starts ingest and delivery and
+//! flips readiness to ready. [`start`] does both.
+//!
+//! Shutdown (on [`Running::shutdown`], which the binary calls on SIGTERM/SIGINT): readiness
+//! turns to draining, listeners stop accepting and connections read what is already waiting;
+//! then everything buffered is flushed; whatever is still undelivered when `shutdown_timeout`
+//! (counted from the signal) runs out is counted as `shutdown_timeout`. The admin server
+//! answers until the end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounting::{Ledger, LedgerSnapshot};
+use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
+use crate::admin::{self, AdminBindError, AdminState};
 use crate::auth::{KeystoneV2, NoAuth, TokenProvider};
 use crate::buffer::Buffer;
-use crate::config::settings::{Protocol, Settings};
+use crate::config::settings::{Protocol, SecretSource, Settings};
 use crate::events::LogLimits;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
+use crate::health::{BEAT_EVERY, Health};
 use crate::ingest::bind::{self, BindError};
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
+use crate::telemetry::metrics::{self, Instruments};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
+    Admin(#[from] AdminBindError),
+    #[error(transparent)]
     Transport(#[from] TransportError),
+}
+
+/// Everything built and bound; nothing read yet. `/readyz` answers 503 "starting".
+pub struct Starting {
+    settings: Settings,
+    addrs: Vec<(Protocol, SocketAddr)>,
+    admin_addr: SocketAddr,
+    tcp_listeners: Vec<(Protocol, TcpListener)>,
+    udp_sockets: Vec<UdpSocket>,
+    ledger: Arc<Ledger>,
+    logs: Arc<LogLimits>,
+    buffer: Arc<Buffer>,
+    health: Arc<Health>,
+    delivery: Arc<DeliveryContext>,
+    abort: CancellationToken,
+    admin_stop: CancellationToken,
 }
 
 /// A forwarder that is listening and delivering.
 pub struct Running {
     addrs: Vec<(Protocol, SocketAddr)>,
+    admin_addr: SocketAddr,
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
+    health: Arc<Health>,
     shutdown: CancellationToken,
     done: JoinHandle<LedgerSnapshot>,
 }
 
+fn find(addrs: &[(Protocol, SocketAddr)], protocol: Protocol) -> Option<SocketAddr> {
+    addrs.iter().find(|(p, _)| *p == protocol).map(|(_, a)| *a)
+}
+
+impl Starting {
+    /// The first listener for `protocol` (the real port when the config said 0).
+    pub fn local_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        find(&self.addrs, protocol)
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+}
+
 impl Running {
-    /// Every bound listener, with its protocol (the real port when the config said 0).
+    /// Every bound listener, with its protocol.
     pub fn local_addrs(&self) -> &[(Protocol, SocketAddr)] {
         &self.addrs
     }
 
-    /// The first listener for `protocol`.
+    /// The first listener for `protocol` (the real port when the config said 0).
     pub fn local_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
-        self.addrs
-            .iter()
-            .find(|(p, _)| *p == protocol)
-            .map(|(_, a)| *a)
+        find(&self.addrs, protocol)
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     pub fn ledger(&self) -> &Arc<Ledger> {
@@ -66,6 +111,7 @@ impl Running {
 
     /// Starts the graceful shutdown; [`Running::wait`] returns when it is over.
     pub fn shutdown(&self) {
+        self.health.set_draining();
         self.shutdown.cancel();
     }
 
@@ -81,53 +127,15 @@ impl Running {
     }
 }
 
-/// Binds every listener and starts ingest and delivery. Must run inside a Tokio runtime.
+/// [`bind`] then [`Starting::run`]. Must run inside a Tokio runtime.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
-    let ledger = Arc::new(Ledger::default());
-    let logs = Arc::new(LogLimits::default());
-    let buffer = Arc::new(Buffer::new(
-        settings.buffer.max_bytes,
-        settings.buffer.policy,
-        ledger.clone(),
-    ));
+    Ok(bind(settings).await?.run())
+}
 
-    // Bind everything before starting anything, so a taken port fails the start cleanly.
-    let mut tcp_listeners = Vec::new();
-    let mut udp_sockets = Vec::new();
-    let mut addrs = Vec::new();
-    for spec in &settings.listeners {
-        match spec.protocol {
-            Protocol::Pickle | Protocol::LineTcp => {
-                let l = bind::tcp(spec)?;
-                let addr = l.local_addr().map_err(|source| BindError {
-                    transport: "tcp",
-                    addr: SocketAddr::from(([0, 0, 0, 0], spec.port)),
-                    source,
-                })?;
-                addrs.push((spec.protocol, addr));
-                tcp_listeners.push((spec.protocol, l));
-            }
-            Protocol::LineUdp => {
-                let s = bind::udp(spec)?;
-                let addr = s.local_addr().map_err(|source| BindError {
-                    transport: "udp",
-                    addr: SocketAddr::from(([0, 0, 0, 0], spec.port)),
-                    source,
-                })?;
-                addrs.push((spec.protocol, addr));
-                udp_sockets.push(s);
-            }
-        }
-    }
-
-    let transport: Arc<dyn Transport> = if settings.dry_run {
-        Arc::new(DryRunTransport::default())
-    } else {
-        Arc::new(HttpTransport::new(&settings.forward)?)
-    };
-    let auth: Arc<dyn TokenProvider> = match (&settings.auth, settings.dry_run) {
+fn auth_provider(settings: &Settings) -> Arc<dyn TokenProvider> {
+    match (&settings.auth, settings.dry_run) {
         (Some(a), false) => {
-            if a.key_source == crate::config::settings::SecretSource::CommandLine {
+            if a.key_source == SecretSource::CommandLine {
                 tracing::warn!(
                     "the API key was given on the command line, where other processes can read it; prefer --key-file"
                 );
@@ -140,90 +148,234 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             ))
         }
         _ => Arc::new(NoAuth),
-    };
+    }
+}
 
-    let shutdown = CancellationToken::new();
-    let abort = CancellationToken::new();
-    let inputs_done = CancellationToken::new();
-    let ctx = Arc::new(DeliveryContext {
+fn bind_error(transport: &'static str, port: u16, source: std::io::Error) -> BindError {
+    BindError {
         transport,
-        auth,
+        addr: SocketAddr::from(([0, 0, 0, 0], port)),
+        source,
+    }
+}
+
+/// Builds everything and binds every socket, the admin port first.
+pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
+    let ledger = Arc::new(Ledger::default());
+    let logs = Arc::new(LogLimits::default());
+    let health = Arc::new(Health::new(settings.admin.ready_high_water));
+    let buffer = Arc::new(Buffer::new(
+        settings.buffer.max_bytes,
+        settings.buffer.policy,
+        ledger.clone(),
+    ));
+    let transport: Arc<dyn Transport> = if settings.dry_run {
+        Arc::new(DryRunTransport::default())
+    } else {
+        Arc::new(HttpTransport::new(&settings.forward)?)
+    };
+    let auth = auth_provider(&settings);
+    let instruments = Arc::new(Instruments::default());
+    let abort = CancellationToken::new();
+    let delivery = Arc::new(DeliveryContext {
+        transport,
+        auth: auth.clone(),
         ledger: ledger.clone(),
         logs: logs.clone(),
+        instruments: instruments.clone(),
         ttl_seconds: settings.forward.ttl_seconds,
         compression: settings.forward.compression,
         retry_initial: settings.forward.retry_initial,
         retry_max: settings.forward.retry_max,
         abort: abort.clone(),
     });
-    let flusher = tokio::spawn(
-        Flusher {
-            buffer: buffer.clone(),
-            ctx,
-            interval: settings.forward.interval,
-            max_body_bytes: settings.forward.max_body_bytes,
-            concurrency: settings.forward.concurrency,
-            inputs_done: inputs_done.clone(),
-        }
-        .run(),
-    );
 
-    let ingest = Arc::new(IngestContext {
-        normalizer: Normalizer::new(&settings.ingest),
-        settings: settings.ingest.clone(),
+    let admin_listener = admin::bind(settings.admin.addr).await?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| AdminBindError {
+            addr: settings.admin.addr,
+            source,
+        })?;
+    let admin_state = Arc::new(AdminState {
+        health: health.clone(),
         ledger: ledger.clone(),
         buffer: buffer.clone(),
-        logs,
+        auth: auth.clone(),
+        registry: metrics::registry(&instruments, ledger.clone(), buffer.clone(), auth),
+        buffer_policy: settings.buffer.policy,
+        token: settings.admin.token.clone(),
     });
-    let connections = Arc::new(Semaphore::new(settings.ingest.max_connections));
-    let listeners = TaskTracker::new();
-    for (protocol, l) in tcp_listeners {
-        listeners.spawn(tcp::serve(
-            l,
-            protocol,
-            ingest.clone(),
-            connections.clone(),
-            shutdown.clone(),
-        ));
-    }
-    for s in udp_sockets {
-        listeners.spawn(udp::serve(s, ingest.clone(), shutdown.clone()));
-    }
-    listeners.close();
-    for (p, a) in &addrs {
-        tracing::info!(protocol = p.label(), addr = %a, "listening");
-    }
-
-    let done = tokio::spawn(supervise(
-        shutdown.clone(),
-        settings.shutdown_timeout,
-        listeners,
-        inputs_done,
-        abort,
-        flusher,
-        buffer.clone(),
-        ledger.clone(),
+    let admin_stop = CancellationToken::new();
+    tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state,
+        admin_stop.clone(),
     ));
-    Ok(Running {
+    tracing::info!(addr = %admin_addr, "admin server listening");
+
+    // Bind every carbon socket before starting anything, so a taken port fails cleanly.
+    let mut tcp_listeners = Vec::new();
+    let mut udp_sockets = Vec::new();
+    let mut addrs = Vec::new();
+    for spec in &settings.listeners {
+        match spec.protocol {
+            Protocol::Pickle | Protocol::LineTcp => {
+                let l = bind::tcp(spec)?;
+                let addr = l
+                    .local_addr()
+                    .map_err(|e| bind_error("tcp", spec.port, e))?;
+                addrs.push((spec.protocol, addr));
+                tcp_listeners.push((spec.protocol, l));
+            }
+            Protocol::LineUdp => {
+                let s = bind::udp(spec)?;
+                let addr = s
+                    .local_addr()
+                    .map_err(|e| bind_error("udp", spec.port, e))?;
+                addrs.push((spec.protocol, addr));
+                udp_sockets.push(s);
+            }
+        }
+    }
+    Ok(Starting {
+        settings,
         addrs,
+        admin_addr,
+        tcp_listeners,
+        udp_sockets,
         ledger,
+        logs,
         buffer,
-        shutdown,
-        done,
+        health,
+        delivery,
+        abort,
+        admin_stop,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn supervise(
+impl Starting {
+    /// Starts ingest and delivery; readiness turns to ready.
+    pub fn run(self) -> Running {
+        let Starting {
+            settings,
+            addrs,
+            admin_addr,
+            tcp_listeners,
+            udp_sockets,
+            ledger,
+            logs,
+            buffer,
+            health,
+            delivery,
+            abort,
+            admin_stop,
+        } = self;
+        let shutdown = CancellationToken::new();
+        let inputs_done = CancellationToken::new();
+
+        let watchdog = {
+            let health = health.clone();
+            let stop = admin_stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    health.watchdog.beat();
+                    tokio::select! {
+                        () = tokio::time::sleep(BEAT_EVERY) => {}
+                        () = stop.cancelled() => break,
+                    }
+                }
+            })
+        };
+        drop(watchdog);
+
+        let flusher = tokio::spawn(
+            Flusher {
+                buffer: buffer.clone(),
+                ctx: delivery,
+                interval: settings.forward.interval,
+                max_body_bytes: settings.forward.max_body_bytes,
+                concurrency: settings.forward.concurrency,
+                inputs_done: inputs_done.clone(),
+                health: health.clone(),
+            }
+            .run(),
+        );
+
+        let ingest = Arc::new(IngestContext {
+            normalizer: Normalizer::new(&settings.ingest),
+            settings: settings.ingest.clone(),
+            ledger: ledger.clone(),
+            buffer: buffer.clone(),
+            logs,
+        });
+        let connections = Arc::new(Semaphore::new(settings.ingest.max_connections));
+        let listeners = TaskTracker::new();
+        for (protocol, l) in tcp_listeners {
+            listeners.spawn(tcp::serve(
+                l,
+                protocol,
+                ingest.clone(),
+                connections.clone(),
+                shutdown.clone(),
+            ));
+        }
+        for s in udp_sockets {
+            listeners.spawn(udp::serve(s, ingest.clone(), shutdown.clone()));
+        }
+        listeners.close();
+        for (p, a) in &addrs {
+            tracing::info!(protocol = p.label(), addr = %a, "listening");
+        }
+        health.set_ready();
+
+        let done = tokio::spawn(supervise(Supervised {
+            shutdown: shutdown.clone(),
+            timeout: settings.shutdown_timeout,
+            listeners,
+            inputs_done,
+            abort,
+            flusher,
+            buffer: buffer.clone(),
+            ledger: ledger.clone(),
+            admin_stop,
+        }));
+        Running {
+            addrs,
+            admin_addr,
+            ledger,
+            buffer,
+            health,
+            shutdown,
+            done,
+        }
+    }
+}
+
+struct Supervised {
     shutdown: CancellationToken,
     timeout: std::time::Duration,
     listeners: TaskTracker,
     inputs_done: CancellationToken,
     abort: CancellationToken,
-    mut flusher: JoinHandle<()>,
+    flusher: JoinHandle<()>,
     buffer: Arc<Buffer>,
     ledger: Arc<Ledger>,
-) -> LedgerSnapshot {
+    admin_stop: CancellationToken,
+}
+
+async fn supervise(s: Supervised) -> LedgerSnapshot {
+    let Supervised {
+        shutdown,
+        timeout,
+        listeners,
+        inputs_done,
+        abort,
+        mut flusher,
+        buffer,
+        ledger,
+        admin_stop,
+    } = s;
     shutdown.cancelled().await;
     let deadline = tokio::time::Instant::now() + timeout;
     tracing::info!(
@@ -248,7 +400,7 @@ async fn supervise(
     }
     buffer.close_and_drop();
     let s = ledger.snapshot();
-    let lost = s.dropped(crate::accounting::DropReason::ShutdownTimeout);
+    let lost = s.dropped(DropReason::ShutdownTimeout);
     if lost > 0 {
         tracing::error!(lost, "shutdown deadline passed with undelivered datapoints");
     }
@@ -258,5 +410,6 @@ async fn supervise(
         dropped = s.dropped_total(),
         "stopped"
     );
+    admin_stop.cancel();
     s
 }

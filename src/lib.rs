@@ -7,12 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub mod accounting;
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod buffer;
 pub mod config;
 pub mod events;
 pub mod forward;
+pub mod health;
 pub mod ingest;
 pub mod model;
 pub mod protocol;

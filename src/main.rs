@@ -30,15 +30,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
-    telemetry::init(&settings.log);
-    match run(settings) {
+    let telemetry = telemetry::init(&settings.log);
+    let code = match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("blueflood-forward: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 fn run(settings: config::Settings) -> anyhow::Result<()> {

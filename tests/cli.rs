@@ -54,7 +54,7 @@ fn help_exits_0_and_shows_no_secret() {
 fn spawn(args: &[&str], protocol: &str) -> (Child, SocketAddr, std::thread::JoinHandle<String>) {
     let mut child = Command::new(BIN)
         .args(args)
-        .args(["--log-format", "json"])
+        .args(["--log-format", "json", "--admin-addr", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -3,12 +3,13 @@
 //! fetched by one caller at a time while the others wait for its result.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{AuthError, BoxFuture, Token, TokenProvider};
+use super::{AuthError, AuthStatus, BoxFuture, Token, TokenProvider};
 
 /// Refresh when less than this much of a token's life is left.
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -22,7 +23,11 @@ pub struct KeystoneV2 {
     key: SecretString,
     /// Held across the HTTP call: concurrent callers queue here and find the fresh token.
     fetch: tokio::sync::Mutex<()>,
-    cached: Mutex<Option<(Token, Instant)>>,
+    /// The token, when to refresh it, and when it was obtained.
+    cached: Mutex<Option<(Token, Instant, Instant)>>,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -54,13 +59,16 @@ impl KeystoneV2 {
             key,
             fetch: tokio::sync::Mutex::new(()),
             cached: Mutex::new(None),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 
     fn fresh(&self) -> Option<Token> {
         let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         match &*cached {
-            Some((t, refresh_at)) if Instant::now() < *refresh_at => Some(t.clone()),
+            Some((t, refresh_at, _)) if Instant::now() < *refresh_at => Some(t.clone()),
             _ => None,
         }
     }
@@ -101,7 +109,7 @@ impl KeystoneV2 {
             .max(lifetime / 2);
         let token = Token::new(answer.access.token.id);
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((token.clone(), Instant::now() + refresh_in));
+            Some((token.clone(), Instant::now() + refresh_in, Instant::now()));
         tracing::info!(user = %self.user, valid_for_s = lifetime.as_secs(), "authenticated with Keystone v2");
         Ok(token)
     }
@@ -117,13 +125,47 @@ impl TokenProvider for KeystoneV2 {
             if let Some(t) = self.fresh() {
                 return Ok(Some(t));
             }
-            self.authenticate().await.map(Some)
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let result = self.authenticate().await;
+            let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+            match &result {
+                Ok(_) => *last_error = None,
+                Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    *last_error = Some(e.to_string());
+                }
+            }
+            result.map(Some)
         })
+    }
+
+    fn status(&self) -> AuthStatus {
+        let token_age = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(_, _, at)| at.elapsed().as_secs_f64());
+        AuthStatus {
+            enabled: true,
+            method: "rax-kskey",
+            credential_source: "configuration".into(),
+            credentials_loaded: true,
+            token_age_seconds: token_age,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            auth_requests: self.requests.load(Ordering::Relaxed),
+            auth_failures: self.failures.load(Ordering::Relaxed),
+            ..AuthStatus::default()
+        }
     }
 
     fn invalidate(&self, token: &Token) {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if cached.as_ref().is_some_and(|(t, _)| t == token) {
+        if cached.as_ref().is_some_and(|(t, _, _)| t == token) {
             *cached = None;
         }
     }

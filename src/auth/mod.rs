@@ -54,12 +54,34 @@ pub enum AuthError {
     BadAnswer(String),
 }
 
+/// What `/status`, `/readyz` and `/metrics` show of authentication. Never a secret.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AuthStatus {
+    pub enabled: bool,
+    /// `none`, `rax-kskey`, `v2-password`, `v3-password`.
+    pub method: &'static str,
+    /// Where the credentials come from (`command line`, `file /path`, ...).
+    pub credential_source: String,
+    /// False until credentials were read at least once.
+    pub credentials_loaded: bool,
+    pub token_age_seconds: Option<f64>,
+    pub last_rotation_unix_seconds: Option<f64>,
+    /// Redacted: never a secret.
+    pub last_error: Option<String>,
+    pub auth_requests: u64,
+    pub auth_failures: u64,
+    pub credential_reloads: u64,
+    pub credential_reload_failures: u64,
+}
+
 /// Supplies tokens to the forwarder. Implementations cache, refresh and single-flight.
 pub trait TokenProvider: Send + Sync {
     /// The token to send, or `None` when no authentication is configured.
     fn token(&self) -> BoxFuture<'_, Result<Option<Token>, AuthError>>;
     /// Blueflood refused `token` (401/403): the next `token()` must not return it.
     fn invalidate(&self, token: &Token);
+    /// Cheap and non-blocking.
+    fn status(&self) -> AuthStatus;
 }
 
 /// No authentication: the original's behaviour when `--user` is empty.
@@ -72,4 +94,14 @@ impl TokenProvider for NoAuth {
     }
 
     fn invalidate(&self, _token: &Token) {}
+
+    fn status(&self) -> AuthStatus {
+        AuthStatus {
+            enabled: false,
+            method: "none",
+            credential_source: String::new(),
+            credentials_loaded: true,
+            ..AuthStatus::default()
+        }
+    }
 }

@@ -414,6 +414,34 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Operation,
         "Log filter directive (RUST_LOG overrides it)",
     ),
+    value(
+        "admin_addr",
+        None,
+        Some("0.0.0.0:8080"),
+        "ADDR:PORT",
+        Operation,
+        "Admin HTTP server (/livez, /readyz, /status, /metrics); 127.0.0.1:PORT keeps it local",
+    ),
+    KeySpec {
+        secret: true,
+        cli_file_flag: true,
+        ..value(
+            "admin_token",
+            None,
+            None,
+            "TOKEN",
+            Operation,
+            "Bearer token required by /status and /metrics (probes stay open); prefer --admin-token-file",
+        )
+    },
+    value(
+        "ready_high_water",
+        None,
+        Some("0.9"),
+        "FRACTION",
+        Operation,
+        "Buffer fill (0..1) above which /readyz answers 503, until it falls 0.1 below",
+    ),
 ];
 
 pub(crate) fn find(key: &str) -> Option<&'static KeySpec> {

@@ -22,6 +22,17 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub dry_run: bool,
     pub log: LogSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Where `/livez`, `/readyz`, `/status` and `/metrics` are served.
+    pub addr: std::net::SocketAddr,
+    /// When set, `/status` and `/metrics` require `Authorization: Bearer <token>`.
+    pub token: Option<SecretString>,
+    /// Buffer fill (0..1) above which `/readyz` answers 503.
+    pub ready_high_water: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use super::endpoint::{self, Transport};
 use super::keys::{self, KeySpec};
 use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 use super::settings::{
-    AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy, BufferSettings, Compression,
-    ForwardSettings, IngestSettings, ListenerSpec, LogFormat, LogSettings, Protocol, SecretSource,
-    Settings,
+    AdminSettings, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy, BufferSettings,
+    Compression, ForwardSettings, IngestSettings, ListenerSpec, LogFormat, LogSettings, Protocol,
+    SecretSource, Settings,
 };
 
 /// Below this a buffer cannot hold even a handful of full batches.
@@ -318,6 +318,44 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         shutdown_timeout: v.seconds("shutdown_timeout")?,
         dry_run: v.boolean("dry_run")?,
         log,
+        admin: admin_settings(&v)?,
+    })
+}
+
+fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
+    let (spec, entry) = v.required("admin_addr")?;
+    let addr = as_string(spec, entry)?
+        .trim()
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| {
+            invalid(
+                spec,
+                entry,
+                "an address and port such as 0.0.0.0:8080, 127.0.0.1:8080 or [::]:8080",
+            )
+        })?;
+    let token = match v.optional_string("admin_token")? {
+        Some((t, _)) if !t.is_empty() => Some(SecretString::from(t)),
+        _ => None,
+    };
+    let (spec, entry) = v.required("ready_high_water")?;
+    let fraction = match &entry.value {
+        Scalar::Int(i) => Some(*i as f64),
+        Scalar::Float(f) => Some(*f),
+        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+        Scalar::Bool(_) => None,
+    };
+    let ready_high_water = fraction.filter(|f| *f > 0.1 && *f <= 1.0).ok_or_else(|| {
+        invalid(
+            spec,
+            entry,
+            "a fraction above 0.1 and at most 1, such as 0.9",
+        )
+    })?;
+    Ok(AdminSettings {
+        addr,
+        token,
+        ready_high_water,
     })
 }
 

@@ -5,18 +5,20 @@
 //! dropped; a 413 is split; a 207 drops exactly the listed points and never re-sends the rest.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::blueflood::{self, RejectedPoints, Verdict};
-use super::transport::{Prepared, Transport};
+use super::transport::{Answer, Prepared, SendError, Transport};
 use crate::accounting::{DropReason, Ledger};
-use crate::auth::TokenProvider;
+use crate::auth::{Token, TokenProvider};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits};
 use crate::model::Datapoint;
+use crate::telemetry::metrics::Instruments;
 
 /// What every delivery task shares.
 pub struct DeliveryContext {
@@ -24,6 +26,7 @@ pub struct DeliveryContext {
     pub auth: Arc<dyn TokenProvider>,
     pub ledger: Arc<Ledger>,
     pub logs: Arc<LogLimits>,
+    pub instruments: Arc<Instruments>,
     pub ttl_seconds: u32,
     pub compression: Compression,
     pub retry_initial: Duration,
@@ -125,17 +128,15 @@ impl DeliveryContext {
                     continue;
                 }
             };
-            let sent = tokio::select! {
-                r = self.transport.send(&body, token.as_ref()) => r,
-                () = self.abort.cancelled() => {
-                    self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-                    return false;
-                }
+            let Some(sent) = self.send_once(&body, token.as_ref(), n, attempt).await else {
+                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
+                return false;
             };
             let (retry_after, cause, loud) = match sent {
                 Err(e) => {
-                    self.ledger.request_failed();
-                    (None, e.to_string(), false)
+                    let cause = e.to_string();
+                    self.ledger.request_failed(&cause);
+                    (None, cause, false)
                 }
                 Ok(answer) => {
                     let verdict =
@@ -146,7 +147,8 @@ impl DeliveryContext {
                     ) {
                         self.ledger.request_ok();
                     } else {
-                        self.ledger.request_failed();
+                        self.ledger
+                            .request_failed(&format!("HTTP {} from Blueflood", answer.status));
                     }
                     match verdict {
                         Verdict::Stored | Verdict::ProbablyStored => {
@@ -210,6 +212,38 @@ impl DeliveryContext {
                 return false;
             }
         }
+    }
+
+    /// One request, counted in flight, timed and traced. `None` when the deadline aborted it.
+    async fn send_once(
+        &self,
+        body: &Prepared,
+        token: Option<&Token>,
+        points: usize,
+        attempt: u32,
+    ) -> Option<Result<Answer, SendError>> {
+        // Signed fields: OpenTelemetry has no unsigned integers (u64 would export as text).
+        let span = tracing::info_span!(
+            "blueflood.request",
+            datapoints = points as i64,
+            bytes = body.wire.len() as i64,
+            retry = i64::from(attempt),
+            status = tracing::field::Empty,
+        );
+        self.ledger.request_started();
+        let started = Instant::now();
+        let sent = tokio::select! {
+            r = self.transport.send(body, token).instrument(span.clone()) => Some(r),
+            () = self.abort.cancelled() => None,
+        };
+        self.ledger.request_finished();
+        if let Some(r) = &sent {
+            let status = r.as_ref().ok().map(|a| a.status);
+            span.record("status", i64::from(status.unwrap_or(0)));
+            self.instruments
+                .observe_request(status, started.elapsed().as_secs_f64(), points);
+        }
+        sent
     }
 
     fn retry(&self, attempt: u32, delay: Duration, points: usize, cause: &str, loud: bool) {

@@ -13,16 +13,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::accounting::DropReason;
 use crate::buffer::{Buffer, Entry};
 use crate::events::InFlightDropped;
+use crate::health::{BEAT_EVERY, Health};
 use crate::model::Datapoint;
 use blueflood::{BodyBuilder, Offer};
 pub use deliver::DeliveryContext;
 
-/// How many points to take from the buffer per lock.
-const TAKE_CHUNK: usize = 1024;
+/// How many points to take from the buffer per lock: enough to make the lock's cost
+/// negligible per point, few enough that what waits outside the buffer (taken, not yet in a
+/// body that has a delivery slot) stays small next to the buffer's own bound.
+const TAKE_CHUNK: usize = 128;
 
 pub struct Flusher {
     pub buffer: Arc<Buffer>,
@@ -33,6 +37,8 @@ pub struct Flusher {
     /// Fires when no more input will arrive (listeners drained): send everything now, then
     /// return once the buffer is empty and every delivery has settled.
     pub inputs_done: CancellationToken,
+    /// Beaten every turn of the loop, and every second while it waits.
+    pub health: Arc<Health>,
 }
 
 /// The body being filled.
@@ -60,6 +66,7 @@ impl Flusher {
         let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_CHUNK);
         let abort = self.ctx.abort.clone();
         'run: loop {
+            self.health.flusher.beat();
             // Register for wake-ups before looking, so a push in between is not missed.
             let data = self.buffer.data_ready();
             tokio::pin!(data);
@@ -92,6 +99,7 @@ impl Flusher {
                 () = &mut data => {}
                 () = sleep_until(wake) => {}
                 () = self.inputs_done.cancelled(), if !draining => {}
+                () = tokio::time::sleep(BEAT_EVERY) => {}
                 () = abort.cancelled() => break 'run,
             }
         }
@@ -159,11 +167,15 @@ impl Flusher {
         if body.points.is_empty() {
             return true;
         }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p,
-            () = self.ctx.abort.cancelled() => {
-                self.lost(body.points.len());
-                return false;
+        // Waiting for a slot is progress by design (Blueflood is slow): keep beating.
+        let permit = loop {
+            tokio::select! {
+                p = permits.clone().acquire_owned() => break p,
+                () = self.ctx.abort.cancelled() => {
+                    self.lost(body.points.len());
+                    return false;
+                }
+                () = tokio::time::sleep(BEAT_EVERY) => self.health.flusher.beat(),
             }
         };
         let Ok(permit) = permit else {
@@ -173,10 +185,18 @@ impl Flusher {
         };
         let ctx = self.ctx.clone();
         let json = body.builder.finish();
-        tasks.spawn(async move {
-            ctx.deliver(body.points, json).await;
-            drop(permit);
-        });
+        let span = tracing::info_span!(
+            "flush",
+            datapoints = body.points.len() as i64,
+            bytes = json.len() as i64
+        );
+        tasks.spawn(
+            async move {
+                ctx.deliver(body.points, json).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         true
     }
 }

@@ -56,6 +56,11 @@ pub fn settings(blueflood_url: &str) -> Settings {
             format: LogFormat::Text,
             level: "info".into(),
         },
+        admin: AdminSettings {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            token: None,
+            ready_high_water: 0.9,
+        },
     }
 }
 

@@ -1,0 +1,163 @@
+//! The admin HTTP server (axum), on its own port and never on a carbon port: `/livez`,
+//! `/readyz`, `/status` (buffer depth and the whole ledger, as JSON) and `/metrics`
+//! (Prometheus). `/status` and `/metrics` can require a bearer token; the probes never do, so
+//! that the kubelet needs no secret.
+
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounting::Ledger;
+use crate::auth::TokenProvider;
+use crate::buffer::Buffer;
+use crate::config::settings::BufferPolicy;
+use crate::health::Health;
+
+pub use status::Status;
+
+/// What the endpoints read.
+pub struct AdminState {
+    pub health: Arc<Health>,
+    pub ledger: Arc<Ledger>,
+    pub buffer: Arc<Buffer>,
+    pub auth: Arc<dyn TokenProvider>,
+    pub registry: Registry,
+    pub buffer_policy: BufferPolicy,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on the admin address {addr}: {source}")]
+pub struct AdminBindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds the admin address (before anything else, so probes are answered while starting).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminBindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminBindError { addr, source })
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    let protected = Router::new()
+        .route("/status", get(status_handler))
+        .route("/metrics", get(metrics_handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .with_state(state)
+}
+
+/// Serves until `stop` fires (after the forwarder has finished, so `/readyz` keeps answering
+/// 503 while draining).
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "admin server failed");
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn livez(State(s): State<Arc<AdminState>>) -> Response {
+    match s.health.liveness() {
+        Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        Err(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "stuck", "reason": reason}),
+        ),
+    }
+}
+
+async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
+    let fill = s.buffer.bytes() as f64 / s.buffer.max_bytes().max(1) as f64;
+    let creds = s.auth.status().credentials_loaded;
+    match s.health.readiness(fill, creds) {
+        Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Err(not) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not ready", "reason": not.reason()}),
+        ),
+    }
+}
+
+async fn status_handler(State(s): State<Arc<AdminState>>) -> Response {
+    let status = Status::gather(&s);
+    match serde_json::to_value(&status) {
+        Ok(v) => json(StatusCode::OK, v),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+async fn metrics_handler(State(s): State<Arc<AdminState>>) -> Response {
+    match crate::telemetry::metrics::encode(&s.registry) {
+        Ok(text) => {
+            let mut resp = (StatusCode::OK, text).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn require_token(
+    State(s): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &s.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Constant-time enough for a scrape token: compare full lengths and bytes without
+        // early exit.
+        let ok = given.is_some_and(|g| {
+            let (a, b) = (g.as_bytes(), expected.expose_secret().as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        });
+        if !ok {
+            let mut resp = StatusCode::UNAUTHORIZED.into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    next.run(req).await
+}

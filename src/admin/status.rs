@@ -1,0 +1,130 @@
+//! The `/status` document: buffer depth, delivery state, the whole ledger, auth state and
+//! version, as one JSON object whose schema the README documents.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::AdminState;
+use crate::auth::AuthStatus;
+use crate::health::Phase;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub uptime_seconds: f64,
+    pub phase: Phase,
+    pub ready: bool,
+    pub not_ready_reason: Option<String>,
+    pub buffer: BufferStatus,
+    pub delivery: DeliveryStatus,
+    pub ledger: LedgerStatus,
+    pub connections: ConnectionStatus,
+    pub auth: AuthStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BufferStatus {
+    pub datapoints: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub fill_ratio: f64,
+    pub oldest_age_seconds: Option<f64>,
+    pub policy: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryStatus {
+    pub in_flight_requests: u64,
+    pub in_flight_datapoints: u64,
+    pub last_success_unix_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_error_unix_seconds: Option<f64>,
+    pub requests_ok: u64,
+    pub requests_failed: u64,
+    pub retries: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LedgerStatus {
+    pub received: BTreeMap<&'static str, u64>,
+    pub received_total: u64,
+    pub delivered: u64,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub dropped_total: u64,
+    pub buffered: u64,
+    pub in_flight: u64,
+    pub bad_input: BTreeMap<&'static str, u64>,
+    /// `received = delivered + dropped_total + buffered + in_flight` (while nothing moves).
+    pub balanced: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectionStatus {
+    pub open: u64,
+    pub accepted: u64,
+    pub refused: u64,
+}
+
+impl Status {
+    pub fn gather(s: &AdminState) -> Status {
+        let l = s.ledger.snapshot();
+        let auth = s.auth.status();
+        let max = s.buffer.max_bytes() as u64;
+        let fill = l.buffered_bytes as f64 / max.max(1) as f64;
+        let readiness = s.health.readiness(fill, auth.credentials_loaded);
+        let (last_error, last_error_at) = match s.ledger.last_error() {
+            Some((msg, at)) => (Some(msg), Some(at)),
+            None => (None, None),
+        };
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: s.health.started.elapsed().as_secs_f64(),
+            phase: s.health.phase(),
+            ready: readiness.is_ok(),
+            not_ready_reason: readiness.err().map(|r| r.reason()),
+            buffer: BufferStatus {
+                datapoints: l.buffered_points,
+                bytes: l.buffered_bytes,
+                max_bytes: max,
+                fill_ratio: fill,
+                oldest_age_seconds: s.buffer.oldest().map(|t| t.elapsed().as_secs_f64()),
+                policy: match s.buffer_policy {
+                    crate::config::settings::BufferPolicy::DropNewest => "drop_newest",
+                    crate::config::settings::BufferPolicy::Block => "block",
+                },
+            },
+            delivery: DeliveryStatus {
+                in_flight_requests: l.requests_in_flight,
+                in_flight_datapoints: l.in_flight_points,
+                last_success_unix_seconds: s.ledger.last_success(),
+                last_error,
+                last_error_unix_seconds: last_error_at,
+                requests_ok: l.requests_ok,
+                requests_failed: l.requests_failed,
+                retries: l.retries,
+            },
+            ledger: LedgerStatus {
+                received: BTreeMap::from([
+                    ("pickle", l.received_pickle),
+                    ("line_tcp", l.received_line_tcp),
+                    ("line_udp", l.received_line_udp),
+                ]),
+                received_total: l.received(),
+                delivered: l.delivered,
+                dropped: l.dropped.iter().map(|(r, n)| (r.label(), *n)).collect(),
+                dropped_total: l.dropped_total(),
+                buffered: l.buffered_points,
+                in_flight: l.in_flight_points,
+                bad_input: l.bad_input.iter().map(|(b, n)| (b.label(), *n)).collect(),
+                balanced: l.balanced(),
+            },
+            connections: ConnectionStatus {
+                open: l.connections_open,
+                accepted: l.connections_accepted,
+                refused: l.connections_refused,
+            },
+            auth,
+        }
+    }
+}

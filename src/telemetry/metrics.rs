@@ -1,0 +1,283 @@
+//! Prometheus metrics. Counts and gauges are read from the [`Ledger`], the buffer and the auth
+//! provider at scrape time by a collector, so nothing is counted twice and the numbers on
+//! `/metrics` are the very numbers the invariants are tested on. Only what the ledger cannot
+//! hold (distributions) lives here as instruments: request durations and batch sizes.
+//! Encoding is `prometheus-client`'s (OpenMetrics text).
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::accounting::Ledger;
+use crate::auth::TokenProvider;
+use crate::buffer::Buffer;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusClass {
+    /// `2xx`, `4xx`, `5xx`, or `error` when no answer came.
+    pub status_class: &'static str,
+}
+
+/// Distributions recorded by the delivery path.
+#[derive(Debug)]
+pub struct Instruments {
+    pub request_duration: Family<StatusClass, Histogram>,
+    pub batch_size: Histogram,
+}
+
+impl Default for Instruments {
+    fn default() -> Self {
+        Self {
+            request_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            batch_size: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+        }
+    }
+}
+
+impl Instruments {
+    pub fn observe_request(&self, status: Option<u16>, seconds: f64, datapoints: usize) {
+        let status_class = match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(_) => "5xx",
+            None => "error",
+        };
+        self.request_duration
+            .get_or_create(&StatusClass { status_class })
+            .observe(seconds);
+        self.batch_size.observe(datapoints as f64);
+    }
+}
+
+/// Builds the registry behind `/metrics`.
+pub fn registry(
+    instruments: &Instruments,
+    ledger: Arc<Ledger>,
+    buffer: Arc<Buffer>,
+    auth: Arc<dyn TokenProvider>,
+) -> Registry {
+    let mut registry = Registry::with_prefix("blueflood_forward");
+    registry.register_with_unit(
+        "request_duration",
+        "Duration of requests to Blueflood, by status class",
+        Unit::Seconds,
+        instruments.request_duration.clone(),
+    );
+    registry.register(
+        "batch_size_datapoints",
+        "Datapoints per request to Blueflood",
+        instruments.batch_size.clone(),
+    );
+    registry.register_collector(Box::new(LedgerCollector {
+        ledger,
+        buffer,
+        auth,
+    }));
+    registry
+}
+
+/// Encodes the registry as OpenMetrics text.
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+struct LedgerCollector {
+    ledger: Arc<Ledger>,
+    buffer: Arc<Buffer>,
+    auth: Arc<dyn TokenProvider>,
+}
+
+impl std::fmt::Debug for LedgerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LedgerCollector")
+    }
+}
+
+fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    v: f64,
+) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(enc.encode_descriptor(name, help, unit, g.metric_type())?)
+}
+
+/// One counter family with one label.
+fn labelled_counters<'a>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut family = enc.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (value, n) in values {
+        let labels = [(label, value)];
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for LedgerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let s = self.ledger.snapshot();
+        labelled_counters(
+            &mut enc,
+            "datapoints_received",
+            "Datapoints decoded from senders, by protocol",
+            "protocol",
+            [
+                ("pickle", s.received_pickle),
+                ("line_tcp", s.received_line_tcp),
+                ("line_udp", s.received_line_udp),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "datapoints_delivered",
+            "Datapoints stored by Blueflood",
+            s.delivered,
+        )?;
+        labelled_counters(
+            &mut enc,
+            "datapoints_dropped",
+            "Datapoints dropped, by reason",
+            "reason",
+            s.dropped.iter().map(|(r, n)| (r.label(), *n)),
+        )?;
+        labelled_counters(
+            &mut enc,
+            "bad_input",
+            "Frames, lines or streams refused before any datapoint could be read, by reason",
+            "reason",
+            s.bad_input.iter().map(|(b, n)| (b.label(), *n)),
+        )?;
+        gauge(
+            &mut enc,
+            "buffered_datapoints",
+            "Datapoints waiting in the buffer",
+            None,
+            s.buffered_points as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "buffered",
+            "Buffer use",
+            Some(&Unit::Bytes),
+            s.buffered_bytes as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "buffer_limit",
+            "Buffer bound",
+            Some(&Unit::Bytes),
+            self.buffer.max_bytes() as f64,
+        )?;
+        let oldest = self
+            .buffer
+            .oldest()
+            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        gauge(
+            &mut enc,
+            "oldest_buffered_age",
+            "Age of the oldest buffered datapoint (0 when empty)",
+            Some(&Unit::Seconds),
+            oldest,
+        )?;
+        gauge(
+            &mut enc,
+            "in_flight_datapoints",
+            "Datapoints taken from the buffer and not yet settled",
+            None,
+            s.in_flight_points as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "in_flight_requests",
+            "Requests to Blueflood awaiting an answer",
+            None,
+            s.requests_in_flight as f64,
+        )?;
+        labelled_counters(
+            &mut enc,
+            "requests",
+            "Requests to Blueflood, by outcome (ok: stored in whole or part)",
+            "outcome",
+            [("ok", s.requests_ok), ("failed", s.requests_failed)],
+        )?;
+        counter(
+            &mut enc,
+            "retries",
+            "Requests to Blueflood retried after a failure",
+            s.retries,
+        )?;
+        counter(
+            &mut enc,
+            "connections_accepted",
+            "TCP connections accepted",
+            s.connections_accepted,
+        )?;
+        counter(
+            &mut enc,
+            "connections_refused",
+            "TCP connections refused at the connection limit",
+            s.connections_refused,
+        )?;
+        gauge(
+            &mut enc,
+            "connections_open",
+            "TCP connections open",
+            None,
+            s.connections_open as f64,
+        )?;
+        let a = self.auth.status();
+        counter(
+            &mut enc,
+            "auth_requests",
+            "Requests to the identity service",
+            a.auth_requests,
+        )?;
+        counter(
+            &mut enc,
+            "auth_failures",
+            "Failed requests to the identity service",
+            a.auth_failures,
+        )?;
+        counter(
+            &mut enc,
+            "credential_reloads",
+            "Credentials re-read after a change",
+            a.credential_reloads,
+        )?;
+        counter(
+            &mut enc,
+            "credential_reload_failures",
+            "Credential changes that could not be read (the last good ones are kept)",
+            a.credential_reload_failures,
+        )?;
+        Ok(())
+    }
+}
