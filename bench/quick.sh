@@ -128,7 +128,7 @@ run_variant() {
     wait_listening "$sink_port" || die "sink did not start: $(cat "$WORK/sink-$variant.log")"
 
     # shellcheck disable=SC2086
-    "$BIN" -b "http://127.0.0.1:$sink_port" -e "tcp:$in_port:interface=127.0.0.1" -i 1 \
+    "$BIN" -b "http://127.0.0.1:$sink_port" -e "tcp:$in_port:interface=127.0.0.1" -i 1 --admin-addr 127.0.0.1:0 \
         --buffer-bytes 512MiB "${compression[@]}" $FORWARDER_ARGS \
         >"$WORK/fwd-$variant.out" 2>"$WORK/fwd-$variant.log" &
     local fwd_pid=$!
