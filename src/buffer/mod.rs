@@ -31,11 +31,14 @@ struct Inner {
     closed: bool,
 }
 
-/// What happened to the points handed to a push.
+/// What happened to the points handed to a push. Dropped points are NOT yet counted: the
+/// caller emits the event (it knows the peer and protocol to log).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PushOutcome {
     pub accepted: usize,
     pub dropped: usize,
+    /// `buffer_full`, or `shutdown_timeout` once the buffer is closed.
+    pub reason: Option<DropReason>,
 }
 
 #[derive(Debug)]
@@ -103,15 +106,18 @@ impl Buffer {
         let mut points = VecDeque::from(points);
         let accepted = self.push_some(&mut points, Instant::now());
         let dropped = points.len();
-        if dropped > 0 {
-            let reason = if self.is_closed() {
+        let reason = (dropped > 0).then(|| {
+            if self.is_closed() {
                 DropReason::ShutdownTimeout
             } else {
                 DropReason::BufferFull
-            };
-            self.ledger.dropped(reason, dropped as u64);
+            }
+        });
+        PushOutcome {
+            accepted,
+            dropped,
+            reason,
         }
-        PushOutcome { accepted, dropped }
     }
 
     /// Pushes according to the policy: `drop_newest` as [`Buffer::try_push`]; `block` waits
@@ -133,13 +139,15 @@ impl Buffer {
                 return PushOutcome {
                     accepted,
                     dropped: 0,
+                    reason: None,
                 };
             }
             if self.is_closed() {
-                let dropped = points.len();
-                self.ledger
-                    .dropped(DropReason::ShutdownTimeout, dropped as u64);
-                return PushOutcome { accepted, dropped };
+                return PushOutcome {
+                    accepted,
+                    dropped: points.len(),
+                    reason: Some(DropReason::ShutdownTimeout),
+                };
             }
             room.await;
         }
@@ -227,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn drop_newest_refuses_what_does_not_fit_and_counts_it() {
+    fn drop_newest_refuses_what_does_not_fit() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
         let buf = Buffer::new(cost * 2, BufferPolicy::DropNewest, ledger.clone());
@@ -236,13 +244,13 @@ mod tests {
             out,
             PushOutcome {
                 accepted: 2,
-                dropped: 1
+                dropped: 1,
+                reason: Some(DropReason::BufferFull)
             }
         );
         let s = ledger.snapshot();
         assert_eq!(s.buffered_points, 2);
         assert_eq!(s.buffered_bytes, (cost * 2) as u64);
-        assert_eq!(s.dropped(DropReason::BufferFull), 1);
         let mut taken = Vec::new();
         assert_eq!(buf.take(10, &mut taken), 2);
         assert_eq!(&*taken[0].point.name, "a");
@@ -273,14 +281,15 @@ mod tests {
             out,
             PushOutcome {
                 accepted: 3,
-                dropped: 0
+                dropped: 0,
+                reason: None
             }
         );
         assert_eq!(ledger.snapshot().dropped_total(), 0);
     }
 
     #[tokio::test]
-    async fn close_releases_blocked_pushers_and_counts_everything() {
+    async fn close_releases_blocked_pushers_and_reports_what_they_held() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
         let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
@@ -298,9 +307,12 @@ mod tests {
             out,
             PushOutcome {
                 accepted: 1,
-                dropped: 2
+                dropped: 2,
+                reason: Some(DropReason::ShutdownTimeout)
             }
         );
+        // The buffer counted the one it held; the pusher's caller counts its two.
+        ledger.dropped(DropReason::ShutdownTimeout, 2);
         let s = ledger.snapshot();
         assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3);
         assert!(s.balanced(), "{s:?}");

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::accounting::{DropReason, Ledger};
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, PushOutcome};
 use crate::config::settings::{IngestSettings, Protocol};
 use crate::events::{LogLimits, PointsDropped};
 use crate::model::Datapoint;
@@ -31,6 +31,20 @@ pub struct IngestContext {
 }
 
 impl IngestContext {
+    /// Counts and logs what a push into the buffer refused.
+    pub fn report_push(&self, peer: SocketAddr, protocol: Protocol, outcome: PushOutcome) {
+        if let Some(reason) = outcome.reason {
+            PointsDropped {
+                peer,
+                protocol,
+                reason,
+                count: outcome.dropped as u64,
+                detail: "buffer full",
+            }
+            .emit(&self.ledger, &self.logs);
+        }
+    }
+
     /// Counts `decoded` as received, normalises each point and returns the good ones; the bad
     /// ones are counted (one event per reason per call, not per point).
     pub fn accept<'a>(

@@ -281,7 +281,8 @@ impl<'a> Connection<'a> {
     async fn flush(&mut self) {
         if !self.decoded.is_empty() {
             let points = std::mem::take(&mut self.decoded);
-            self.ctx.buffer.push(points).await;
+            let outcome = self.ctx.buffer.push(points).await;
+            self.ctx.report_push(self.peer, self.protocol, outcome);
         }
     }
 }

@@ -61,6 +61,7 @@ fn datagram(
     }
     ctx.accept(peer, Protocol::LineUdp, decoded, points);
     if !points.is_empty() {
-        ctx.buffer.try_push(std::mem::take(points));
+        let outcome = ctx.buffer.try_push(std::mem::take(points));
+        ctx.report_push(peer, Protocol::LineUdp, outcome);
     }
 }
