@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounting::{Ledger, LedgerSnapshot};
-use crate::auth::{KeystoneV2, NoAuth, TokenProvider};
+use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
 use crate::config::settings::{Protocol, Settings};
 use crate::events::LogLimits;
@@ -31,6 +31,8 @@ pub enum StartError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// A forwarder that is listening and delivering.
@@ -125,22 +127,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     } else {
         Arc::new(HttpTransport::new(&settings.forward)?)
     };
-    let auth: Arc<dyn TokenProvider> = match (&settings.auth, settings.dry_run) {
-        (Some(a), false) => {
-            if a.key_source == crate::config::settings::SecretSource::CommandLine {
-                tracing::warn!(
-                    "the API key was given on the command line, where other processes can read it; prefer --key-file"
-                );
-            }
-            Arc::new(KeystoneV2::new(
-                a.auth_url.clone(),
-                a.user.clone(),
-                a.key.clone(),
-                settings.forward.request_timeout,
-            ))
-        }
-        _ => Arc::new(NoAuth),
-    };
+    // Dry runs send nothing, so they need no identity service either.
+    let auth_settings = settings.auth.as_ref().filter(|_| !settings.dry_run);
+    let auth = auth::provider(auth_settings, AuthTiming::from_forward(&settings.forward)).await?;
 
     let shutdown = CancellationToken::new();
     let abort = CancellationToken::new();

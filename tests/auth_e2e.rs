@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use blueflood_forward::config::settings::{AuthSettings, Protocol, SecretSource};
+use blueflood_forward::config::settings::{AuthSettings, Protocol};
 use harness::{Forwarder, settings};
 use support::blueflood::BluefloodDouble;
 use support::keystone::KeystoneDouble;
@@ -15,12 +15,11 @@ use support::keystone::KeystoneDouble;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn auth(ks: &KeystoneDouble) -> Option<AuthSettings> {
-    Some(AuthSettings {
-        user: "alice".into(),
-        key: "s3cret-api-key".to_string().into(),
-        auth_url: ks.url().parse().expect("url"),
-        key_source: SecretSource::ConfigFile,
-    })
+    Some(AuthSettings::new(
+        "alice",
+        "s3cret-api-key",
+        ks.url().parse().expect("url"),
+    ))
 }
 
 fn lines(stem: &str, n: usize) -> Vec<u8> {
