@@ -10,6 +10,7 @@ pub mod accounting;
 pub mod app;
 pub mod auth;
 pub mod buffer;
+pub mod check;
 pub mod config;
 pub mod events;
 pub mod forward;
