@@ -190,6 +190,11 @@ impl KeystoneDouble {
         self.shared.token_is_valid(t)
     }
 
+    /// Invalidates one token (Blueflood then answers 401 to it).
+    pub fn revoke(&self, token: &str) {
+        self.shared.lock().tokens.remove(token);
+    }
+
     /// Invalidates every token issued so far (Blueflood then answers 401 to them).
     pub fn revoke_all(&self) {
         self.shared.lock().tokens.clear();
