@@ -144,7 +144,15 @@ async fn short_lived_tokens_are_refreshed_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_answers_are_clear_errors_and_back_off() {
     let ks = KeystoneDouble::start("alice", "s3cret-api-key").await;
-    let p = provider(&settings(&ks.url(), AuthMethod::RaxKsKey)).await;
+    // Long delays so that a loaded machine's late timers cannot blur 1 s from 2 s.
+    let slow = AuthTiming {
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(8),
+        ..timing()
+    };
+    let p = auth::provider(Some(&settings(&ks.url(), AuthMethod::RaxKsKey)), slow)
+        .await
+        .unwrap();
 
     ks.push(Fault::MalformedJson);
     let e = p.token().await.expect_err("malformed");
@@ -155,17 +163,17 @@ async fn bad_answers_are_clear_errors_and_back_off() {
     assert!(e.to_string().contains("malformed JSON"), "{e}");
     assert_eq!(ks.auth_requests(), 1);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     ks.push(Fault::BadExpires);
     let e = p.token().await.expect_err("bad expires");
     assert!(e.to_string().contains("tomorrow-ish"), "{e}");
     assert_eq!(ks.auth_requests(), 2);
 
-    // The backoff doubled (600 ms): 400 ms later there is still no request.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The backoff doubled (2 s): 1 s later there is still no request.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(matches!(p.token().await, Err(AuthError::BackingOff { .. })));
     assert_eq!(ks.auth_requests(), 2);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(p.token().await.is_ok());
     assert_eq!(ks.auth_requests(), 3);
     let st = p.status();
