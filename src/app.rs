@@ -22,9 +22,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
 use crate::admin::{self, AdminBindError, AdminState};
-use crate::auth::{KeystoneV2, NoAuth, TokenProvider};
+use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
-use crate::config::settings::{Protocol, SecretSource, Settings};
+use crate::config::settings::{Protocol, Settings};
 use crate::events::LogLimits;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
@@ -42,6 +42,8 @@ pub enum StartError {
     Admin(#[from] AdminBindError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Everything built and bound; nothing read yet. `/readyz` answers 503 "starting".
@@ -132,25 +134,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     Ok(bind(settings).await?.run())
 }
 
-fn auth_provider(settings: &Settings) -> Arc<dyn TokenProvider> {
-    match (&settings.auth, settings.dry_run) {
-        (Some(a), false) => {
-            if a.key_source == SecretSource::CommandLine {
-                tracing::warn!(
-                    "the API key was given on the command line, where other processes can read it; prefer --key-file"
-                );
-            }
-            Arc::new(KeystoneV2::new(
-                a.auth_url.clone(),
-                a.user.clone(),
-                a.key.clone(),
-                settings.forward.request_timeout,
-            ))
-        }
-        _ => Arc::new(NoAuth),
-    }
-}
-
 fn bind_error(transport: &'static str, port: u16, source: std::io::Error) -> BindError {
     BindError {
         transport,
@@ -174,7 +157,9 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     } else {
         Arc::new(HttpTransport::new(&settings.forward)?)
     };
-    let auth = auth_provider(&settings);
+    // Dry runs send nothing, so they need no identity service either.
+    let auth_settings = settings.auth.as_ref().filter(|_| !settings.dry_run);
+    let auth = auth::provider(auth_settings, AuthTiming::from_forward(&settings.forward)).await?;
     let instruments = Arc::new(Instruments::default());
     let abort = CancellationToken::new();
     let delivery = Arc::new(DeliveryContext {

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod buffer;
+pub mod check;
 pub mod config;
 pub mod events;
 pub mod forward;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use blueflood_forward::{app, config, telemetry};
+use blueflood_forward::{app, check, config, telemetry};
 
 fn main() -> ExitCode {
     // Non-UTF-8 variables cannot be ours (every key is ASCII): skip them instead of panicking.
@@ -16,21 +16,29 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .finish();
     let loaded = tracing::subscriber::with_default(early, || {
-        config::load(std::env::args_os().collect(), env)
+        config::load_with_mode(std::env::args_os().collect(), env)
     });
-    let settings = match loaded {
+    let (mode, settings) = match loaded {
         Ok(s) => s,
         Err(e) => {
             let code = e.exit_code();
             if code == 0 {
                 println!("{e}");
             } else {
+                if std::env::args().nth(1).as_deref() == Some("check") {
+                    println!("FAILED  config: {e}\ncheck FAILED");
+                }
                 eprintln!("blueflood-forward: {e}");
             }
             return ExitCode::from(code as u8);
         }
     };
     let telemetry = telemetry::init(&settings.log);
+    if let config::Mode::Check { send } = mode {
+        let code = check(&settings, send);
+        telemetry.shutdown();
+        return code;
+    }
     let code = match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -41,6 +49,26 @@ fn main() -> ExitCode {
     };
     telemetry.shutdown();
     code
+}
+
+/// `blueflood-forward check`: exit 0 only if every step passed.
+fn check(settings: &config::Settings, send: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("blueflood-forward: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let passed = runtime.block_on(check::run(settings, send, &mut std::io::stdout()));
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn run(settings: config::Settings) -> anyhow::Result<()> {

@@ -1,172 +1,330 @@
-//! Keystone v2 with Rackspace API-key credentials (`RAX-KSKEY:apiKeyCredentials`), as the
-//! original forwarder: one cached token shared by every sender, refreshed ahead of expiry,
-//! fetched by one caller at a time while the others wait for its result.
+//! The Keystone client behind [`TokenProvider`]: one cached token shared by every sender,
+//! refreshed ahead of expiry, fetched by one caller at a time while the others wait for its
+//! result (single flight), dropped when Blueflood refuses it or the credentials change, and
+//! never requested again sooner than a doubling backoff after a failed login.
+//!
+//! Owns: the token cache, the backoff state, the auth request itself (timeouts on connect and
+//! on the whole exchange) and the provider's half of `AuthStatus`. The request and answer
+//! formats are `wire`'s; the credentials and their rotation are `credentials`'.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret;
+use tokio_util::task::AbortOnDropHandle;
 
-use super::{AuthError, AuthStatus, BoxFuture, Token, TokenProvider};
+use super::credentials::{CredentialStore, Credentials};
+use super::{AuthError, AuthStatus, AuthTiming, BoxFuture, Token, TokenProvider, wire};
+use crate::config::settings::{AuthMethod, AuthSettings};
 
 /// Refresh when less than this much of a token's life is left.
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
-/// Used when the answer's `expires` cannot be read: short, so a bad clock costs little.
+/// Used when the answer gives no expiry: short, so a missing field costs little.
 const FALLBACK_LIFETIME: Duration = Duration::from_secs(3600);
+/// A token this close to its expiry is not handed out even while a refresh is failing: the
+/// request it goes into must still reach Blueflood in time.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
-pub struct KeystoneV2 {
+struct Cached {
+    token: Token,
+    /// The credentials generation it was obtained with; a rotation makes it stale.
+    generation: u64,
+    obtained: Instant,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+struct Failure {
+    error: AuthError,
+    generation: u64,
+    delay: Duration,
+    retry_at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    failure: Option<Failure>,
+}
+
+pub struct Keystone {
     http: reqwest::Client,
     url: url::Url,
-    user: String,
-    key: SecretString,
-    /// Held across the HTTP call: concurrent callers queue here and find the fresh token.
+    method: AuthMethod,
+    domain: String,
+    timing: AuthTiming,
+    store: Arc<CredentialStore>,
+    /// Held across the HTTP call: concurrent callers queue here and find the fresh token (or
+    /// the fresh failure) when they get it.
     fetch: tokio::sync::Mutex<()>,
-    /// The token, when to refresh it, and when it was obtained.
-    cached: Mutex<Option<(Token, Instant, Instant)>>,
-    requests: AtomicU64,
-    failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    state: Mutex<State>,
+    auth_requests: AtomicU64,
+    auth_failures: AtomicU64,
+    /// The tasks keeping `store` current; they stop when the provider is dropped.
+    _sources: Vec<AbortOnDropHandle<()>>,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    access: Access,
-}
-#[derive(Deserialize)]
-struct Access {
-    token: TokenBody,
-}
-#[derive(Deserialize)]
-struct TokenBody {
-    id: String,
-    #[serde(default)]
-    expires: Option<String>,
-}
-
-impl KeystoneV2 {
-    pub fn new(url: url::Url, user: String, key: SecretString, timeout: Duration) -> Self {
+impl Keystone {
+    pub fn new(
+        settings: &AuthSettings,
+        timing: AuthTiming,
+        store: Arc<CredentialStore>,
+        sources: Vec<AbortOnDropHandle<()>>,
+    ) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+            .timeout(timing.request_timeout)
+            .connect_timeout(timing.connect_timeout)
+            .user_agent(concat!("blueflood-forward/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
         Self {
             http,
-            url,
-            user,
-            key,
+            url: settings.auth_url.clone(),
+            method: settings.method,
+            domain: settings.domain.clone(),
+            timing,
+            store,
             fetch: tokio::sync::Mutex::new(()),
-            cached: Mutex::new(None),
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            last_error: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            auth_requests: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            _sources: sources,
         }
     }
 
-    fn fresh(&self) -> Option<Token> {
-        let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        match &*cached {
-            Some((t, refresh_at, _)) if Instant::now() < *refresh_at => Some(t.clone()),
-            _ => None,
+    /// The credential store, e.g. to wait for the first load.
+    pub fn store(&self) -> &Arc<CredentialStore> {
+        &self.store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached token if it is for `generation` and not due for refresh.
+    fn fresh(&self, generation: u64) -> Option<Token> {
+        let st = self.lock();
+        st.cached
+            .as_ref()
+            .filter(|c| c.generation == generation && Instant::now() < c.refresh_at)
+            .map(|c| c.token.clone())
+    }
+
+    /// The cached token if it is for `generation` and still valid, even if due for refresh.
+    fn usable(st: &State, generation: u64) -> Option<Token> {
+        st.cached
+            .as_ref()
+            .filter(|c| c.generation == generation && Instant::now() + EXPIRY_MARGIN < c.expires_at)
+            .map(|c| c.token.clone())
+    }
+
+    async fn get_token(&self) -> Result<Token, AuthError> {
+        if let Some(t) = self.fresh(self.store.generation()) {
+            return Ok(t);
+        }
+        let _single_flight = self.fetch.lock().await;
+        let Some((generation, creds)) = self.store.current() else {
+            return Err(AuthError::NoCredentials(self.store.label().to_owned()));
+        };
+        if let Some(t) = self.fresh(generation) {
+            return Ok(t);
+        }
+        {
+            let st = self.lock();
+            if let Some(f) = st.failure.as_ref().filter(|f| f.generation == generation) {
+                let now = Instant::now();
+                if now < f.retry_at {
+                    if let Some(t) = Self::usable(&st, generation) {
+                        return Ok(t);
+                    }
+                    return Err(AuthError::BackingOff {
+                        retry_in: f.retry_at - now,
+                        last: Box::new(f.error.clone()),
+                    });
+                }
+            }
+        }
+        match self.authenticate(&creds).await {
+            Ok((token, lifetime)) => {
+                let now = Instant::now();
+                // At 90% of its life or REFRESH_AHEAD before expiry, whichever is first, but
+                // never before half its life (a short-lived token must still be used).
+                let refresh_in = lifetime
+                    .mul_f64(0.9)
+                    .min(lifetime.saturating_sub(REFRESH_AHEAD))
+                    .max(lifetime / 2);
+                let mut st = self.lock();
+                st.failure = None;
+                st.cached = Some(Cached {
+                    token: token.clone(),
+                    generation,
+                    obtained: now,
+                    refresh_at: now + refresh_in,
+                    expires_at: now + lifetime,
+                });
+                drop(st);
+                tracing::info!(
+                    method = self.method.label(),
+                    user = %creds.user,
+                    valid_for_s = lifetime.as_secs(),
+                    "authenticated with Keystone"
+                );
+                Ok(token)
+            }
+            Err(error) => {
+                self.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let mut st = self.lock();
+                let delay = match st.failure.as_ref().filter(|f| f.generation == generation) {
+                    Some(prev) => (prev.delay * 2).min(self.timing.backoff_max),
+                    None => self.timing.backoff_initial,
+                };
+                st.failure = Some(Failure {
+                    error: error.clone(),
+                    generation,
+                    delay,
+                    retry_at: Instant::now() + delay,
+                });
+                let still_valid = Self::usable(&st, generation);
+                drop(st);
+                tracing::warn!(
+                    method = self.method.label(),
+                    user = %creds.user,
+                    error = %error,
+                    retry_in_s = delay.as_secs_f64(),
+                    using_previous_token = still_valid.is_some(),
+                    "Keystone authentication failed"
+                );
+                still_valid.ok_or(error)
+            }
         }
     }
 
-    async fn authenticate(&self) -> Result<Token, AuthError> {
-        let body = serde_json::json!({"auth": {"RAX-KSKEY:apiKeyCredentials": {
-            "username": self.user, "apiKey": self.key.expose_secret()}}});
-        let resp = self
-            .http
-            .post(self.url.clone())
-            .json(&body)
-            .send()
+    /// One login. Returns the token and its remaining lifetime.
+    async fn authenticate(&self, creds: &Credentials) -> Result<(Token, Duration), AuthError> {
+        self.auth_requests.fetch_add(1, Ordering::Relaxed);
+        let body = wire::login_body(
+            self.method,
+            &creds.user,
+            creds.secret.expose_secret(),
+            &self.domain,
+        );
+        let exchange = async {
+            let resp = self
+                .http
+                .post(self.url.clone())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| AuthError::Transport(describe(&e)))?;
+            let status = resp.status().as_u16();
+            if !wire::is_success(status) {
+                return Err(match status {
+                    401 | 403 => AuthError::Refused(status),
+                    _ => AuthError::Status(status),
+                });
+            }
+            let subject = resp
+                .headers()
+                .get(wire::SUBJECT_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| AuthError::Transport(describe(&e)))?;
+            wire::parse_answer(self.method, subject.as_deref(), &bytes)
+        };
+        // reqwest's own timeout covers the exchange too; this bounds it whatever the client.
+        let issued = tokio::time::timeout(self.timing.request_timeout, exchange)
             .await
-            .map_err(|e| AuthError::Transport(e.without_url().to_string()))?;
-        let status = resp.status().as_u16();
-        match status {
-            200 | 203 => {}
-            401 | 403 => return Err(AuthError::Refused(status)),
-            _ => return Err(AuthError::Status(status)),
-        }
-        let answer: Answer = resp
-            .json()
-            .await
-            .map_err(|e| AuthError::BadAnswer(e.without_url().to_string()))?;
-        let lifetime = answer
-            .access
-            .token
-            .expires
-            .as_deref()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .and_then(|exp| (exp.to_utc() - chrono::Utc::now()).to_std().ok())
-            .unwrap_or(FALLBACK_LIFETIME);
-        // At 90% of its life or REFRESH_AHEAD before expiry, whichever is first, but never
-        // before half its life (a short-lived token must still be used).
-        let refresh_in = lifetime
-            .mul_f64(0.9)
-            .min(lifetime.saturating_sub(REFRESH_AHEAD))
-            .max(lifetime / 2);
-        let token = Token::new(answer.access.token.id);
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((token.clone(), Instant::now() + refresh_in, Instant::now()));
-        tracing::info!(user = %self.user, valid_for_s = lifetime.as_secs(), "authenticated with Keystone v2");
-        Ok(token)
+            .map_err(|_| {
+                AuthError::Transport(format!(
+                    "no answer within {:.1}s",
+                    self.timing.request_timeout.as_secs_f64()
+                ))
+            })??;
+        let lifetime = match issued.expires {
+            None => {
+                tracing::warn!(
+                    assumed_s = FALLBACK_LIFETIME.as_secs(),
+                    "Keystone answer has no token expiry"
+                );
+                FALLBACK_LIFETIME
+            }
+            Some(exp) => (exp - chrono::Utc::now()).to_std().map_err(|_| {
+                AuthError::BadAnswer(format!(
+                    "the token expired at {} (before it arrived; clocks out of step?)",
+                    exp.to_rfc3339()
+                ))
+            })?,
+        };
+        Ok((Token::new(issued.token), lifetime))
     }
 }
 
-impl TokenProvider for KeystoneV2 {
-    fn token(&self) -> BoxFuture<'_, Result<Option<Token>, AuthError>> {
-        Box::pin(async move {
-            if let Some(t) = self.fresh() {
-                return Ok(Some(t));
-            }
-            let _single_flight = self.fetch.lock().await;
-            if let Some(t) = self.fresh() {
-                return Ok(Some(t));
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.authenticate().await;
-            let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-            match &result {
-                Ok(_) => *last_error = None,
-                Err(e) => {
-                    self.failures.fetch_add(1, Ordering::Relaxed);
-                    *last_error = Some(e.to_string());
-                }
-            }
-            result.map(Some)
-        })
+/// A reqwest error with its causes ("connection refused"), without the URL's query or any
+/// header: nothing secret is in either, but the chain is what an operator needs.
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
     }
+    text
+}
 
-    fn status(&self) -> AuthStatus {
-        let token_age = self
-            .cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|(_, _, at)| at.elapsed().as_secs_f64());
-        AuthStatus {
-            enabled: true,
-            method: "rax-kskey",
-            credential_source: "configuration".into(),
-            credentials_loaded: true,
-            token_age_seconds: token_age,
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            auth_requests: self.requests.load(Ordering::Relaxed),
-            auth_failures: self.failures.load(Ordering::Relaxed),
-            ..AuthStatus::default()
-        }
+impl TokenProvider for Keystone {
+    fn token(&self) -> BoxFuture<'_, Result<Option<Token>, AuthError>> {
+        Box::pin(async move { self.get_token().await.map(Some) })
     }
 
     fn invalidate(&self, token: &Token) {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if cached.as_ref().is_some_and(|(t, _, _)| t == token) {
-            *cached = None;
+        let mut st = self.lock();
+        if st.cached.as_ref().is_some_and(|c| &c.token == token) {
+            st.cached = None;
+        }
+    }
+
+    fn status(&self) -> AuthStatus {
+        let store = self.store.status();
+        let generation = self.store.generation();
+        let st = self.lock();
+        let token_age_seconds = st
+            .cached
+            .as_ref()
+            .filter(|c| c.generation == generation && Instant::now() < c.expires_at)
+            .map(|c| c.obtained.elapsed().as_secs_f64());
+        let errors: Vec<String> = store
+            .last_error
+            .into_iter()
+            .chain(st.failure.as_ref().map(|f| f.error.to_string()))
+            .collect();
+        AuthStatus {
+            enabled: true,
+            method: self.method.label(),
+            credential_source: self.store.label().to_owned(),
+            credentials_loaded: store.loaded,
+            token_age_seconds,
+            last_rotation_unix_seconds: store.last_rotation.and_then(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+            }),
+            last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+            auth_requests: self.auth_requests.load(Ordering::Relaxed),
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            credential_reloads: store.reloads,
+            credential_reload_failures: store.reload_failures,
         }
     }
 }

@@ -1,17 +1,30 @@
 //! The authentication seam between the forwarder and an identity service. The forwarder asks a
 //! [`TokenProvider`] for a token before each request and tells it when Blueflood refused one;
-//! how tokens are obtained (Keystone v2 here, more methods later) stays behind the trait.
+//! how tokens are obtained stays behind the trait.
+//!
+//! Owns: the trait, [`Token`] (redacting), [`AuthError`], [`AuthStatus`] (what `/status`,
+//! `/readyz` and metrics show), [`NoAuth`], and [`provider`], the one constructor `app` calls.
+//! Submodules: `wire` (Keystone v2/v3 request and answer formats), `keystone` (the cached,
+//! single-flight, backing-off client), `credentials` (where user and key come from, file
+//! watching and reload accounting), `kube_secret` (the Kubernetes API Secret source).
 
+mod credentials;
 mod keystone;
+pub mod kube_secret;
+mod wire;
 
-pub use keystone::KeystoneV2;
+pub use credentials::{CredentialStore, Credentials};
+pub use keystone::Keystone;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::settings::{AuthSettings, ForwardSettings, SecretSource};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -42,7 +55,9 @@ impl PartialEq for Token {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why no token could be had. No variant ever carries a key, a password or a token: messages
+/// are built from status codes, field names and transport errors only.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("identity service refused the credentials (HTTP {0})")]
     Refused(u16),
@@ -50,23 +65,36 @@ pub enum AuthError {
     Status(u16),
     #[error("identity service unreachable: {0}")]
     Transport(String),
-    #[error("identity service answer has no token: {0}")]
+    #[error("identity service answer has no usable token: {0}")]
     BadAnswer(String),
+    #[error("no credentials loaded yet from {0}")]
+    NoCredentials(String),
+    /// The last attempt failed and its backoff has not passed: no request was made.
+    #[error("not asking the identity service again for {:.1}s; last attempt: {last}", retry_in.as_secs_f64())]
+    BackingOff {
+        retry_in: Duration,
+        last: Box<AuthError>,
+    },
+    #[error("cannot start the credential source: {0}")]
+    Setup(String),
 }
 
-/// What `/status`, `/readyz` and `/metrics` show of authentication. Never a secret.
+/// What the provider is doing, for `/status`, `/readyz` and metrics. Cheap to take; never
+/// holds a secret (`credential_source` says where, `last_error` is an [`AuthError`] message).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct AuthStatus {
     pub enabled: bool,
-    /// `none`, `rax-kskey`, `v2-password`, `v3-password`.
+    /// "none", "rax-kskey", "v2-password", "v3-password".
     pub method: &'static str,
-    /// Where the credentials come from (`command line`, `file /path`, ...).
+    /// "command line", "environment", "config file", "file /path", "kubernetes secret ns/name".
     pub credential_source: String,
     /// False until credentials were read at least once.
     pub credentials_loaded: bool,
+    /// Age of the cached token; `None` when no token is cached.
     pub token_age_seconds: Option<f64>,
+    /// When the credentials last changed (a rotation), as Unix seconds.
     pub last_rotation_unix_seconds: Option<f64>,
-    /// Redacted: never a secret.
+    /// The credential source's or the identity service's last error, if not yet resolved.
     pub last_error: Option<String>,
     pub auth_requests: u64,
     pub auth_failures: u64,
@@ -80,7 +108,7 @@ pub trait TokenProvider: Send + Sync {
     fn token(&self) -> BoxFuture<'_, Result<Option<Token>, AuthError>>;
     /// Blueflood refused `token` (401/403): the next `token()` must not return it.
     fn invalidate(&self, token: &Token);
-    /// Cheap and non-blocking.
+    /// A snapshot for status pages and metrics; cheap and non-blocking.
     fn status(&self) -> AuthStatus;
 }
 
@@ -103,5 +131,55 @@ impl TokenProvider for NoAuth {
             credentials_loaded: true,
             ..AuthStatus::default()
         }
+    }
+}
+
+/// Time limits of the identity client.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthTiming {
+    pub connect_timeout: Duration,
+    /// Bounds every auth call, answer included.
+    pub request_timeout: Duration,
+    /// After a failed login the provider makes no request for this long, doubling per
+    /// consecutive failure up to `backoff_max`; new credentials end the wait at once.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl AuthTiming {
+    /// The same limits as requests to Blueflood: one set of knobs for operators.
+    pub fn from_forward(forward: &ForwardSettings) -> Self {
+        Self {
+            connect_timeout: forward.connect_timeout,
+            request_timeout: forward.request_timeout,
+            backoff_initial: forward.retry_initial,
+            backoff_max: forward.retry_max,
+        }
+    }
+}
+
+/// Builds the provider for `settings` (`None`: no authentication) and starts whatever keeps
+/// its credentials current (a file watcher or a Kubernetes watch). Those tasks end when the
+/// provider is dropped. Must run inside a Tokio runtime.
+pub async fn provider(
+    settings: Option<&AuthSettings>,
+    timing: AuthTiming,
+) -> Result<Arc<dyn TokenProvider>, AuthError> {
+    let Some(settings) = settings else {
+        return Ok(Arc::new(NoAuth));
+    };
+    warn_about_command_line(settings);
+    if let Some(secret) = &settings.kube_secret {
+        let client = kube_secret::client_from_environment().await?;
+        return Ok(kube_secret::provider(settings, secret, timing, client));
+    }
+    Ok(credentials::file_provider(settings, timing))
+}
+
+fn warn_about_command_line(settings: &AuthSettings) {
+    if settings.key_source == SecretSource::CommandLine {
+        tracing::warn!(
+            "the API key was given on the command line, where other processes can read it; prefer --key-file"
+        );
     }
 }

@@ -16,6 +16,9 @@ use super::keys::{self, Group, KEYS, Kind};
 use super::raw::{Layer, LayerKind, Scalar};
 
 const CONFIG_ARG: &str = "config";
+/// The `check` subcommand and its one flag of its own.
+pub(crate) const CHECK_COMMAND: &str = "check";
+const NO_SEND_ARG: &str = "no_send";
 
 const ABOUT: &str = "Receives Graphite carbon metrics (pickle and plaintext line protocols) and \
 forwards them to Blueflood's HTTP ingest API, accounting for every datapoint.";
@@ -37,11 +40,13 @@ level; any other name is the original's INI format with the keys in section
 Durations are seconds (fractions allowed). Byte sizes are integers, optionally with a suffix
 (KiB, MiB, GiB, or KB, MB, GB).";
 
-/// What the command line gave: its layer, and the config file it named.
+/// What the command line gave: its layer, the config file it named, and `check` (with
+/// whether to send its datapoint) when that subcommand was given.
 #[derive(Debug)]
 pub(crate) struct CliOutcome {
     pub layer: Layer,
     pub config: Option<PathBuf>,
+    pub check: Option<bool>,
 }
 
 fn help_text(spec: &keys::KeySpec) -> String {
@@ -66,6 +71,8 @@ pub(crate) fn command() -> Command {
         for spec in KEYS.iter().filter(|k| k.group == group) {
             let long = spec.long();
             let mut arg = Arg::new(spec.key)
+                // Global: `check` takes the very same flags as a run, before or after it.
+                .global(true)
                 .long(long.clone())
                 .value_name(spec.value_name)
                 .help(help_text(spec))
@@ -95,6 +102,7 @@ pub(crate) fn command() -> Command {
             if spec.cli_file_flag {
                 cmd = cmd.arg(
                     Arg::new(spec.file_key())
+                        .global(true)
                         .long(format!("{long}-file"))
                         .alias(spec.file_key())
                         .value_name("PATH")
@@ -111,6 +119,7 @@ pub(crate) fn command() -> Command {
         if group == Group::Original {
             cmd = cmd.arg(
                 Arg::new(CONFIG_ARG)
+                    .global(true)
                     .long(CONFIG_ARG)
                     .value_name("FILE")
                     .help(format!(
@@ -123,7 +132,19 @@ pub(crate) fn command() -> Command {
             );
         }
     }
-    cmd
+    cmd.subcommand(
+        Command::new(CHECK_COMMAND)
+            .about(
+                "Check the configuration, the credentials, Keystone and Blueflood (one datapoint \
+                 <prefix>.blueflood_forward.check), print each step, exit 0 only if all passed",
+            )
+            .arg(
+                Arg::new(NO_SEND_ARG)
+                    .long("no-send")
+                    .help("Do not send the check datapoint")
+                    .action(ArgAction::SetTrue),
+            ),
+    )
 }
 
 /// Parses `args` (program name first). `--help`/`--version` become `ConfigError::Display`.
@@ -143,6 +164,9 @@ pub(crate) fn parse(args: Vec<OsString>) -> Result<CliOutcome, ConfigError> {
     Ok(CliOutcome {
         layer,
         config: matches.get_one::<PathBuf>(CONFIG_ARG).cloned(),
+        check: matches
+            .subcommand_matches(CHECK_COMMAND)
+            .map(|m| !m.get_flag(NO_SEND_ARG)),
     })
 }
 
@@ -206,6 +230,16 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid(_)));
         assert!(text.contains("--kye"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn check_takes_the_same_flags_before_or_after_it() {
+        let out = parse(args(&["-t", "a", "check", "--no-send", "--prefix", "p"])).unwrap();
+        assert_eq!(out.check, Some(false));
+        let keys: Vec<_> = out.layer.values.keys().copied().collect();
+        assert_eq!(keys, vec!["prefix", "tenant"]);
+        assert_eq!(parse(args(&["check"])).unwrap().check, Some(true));
+        assert_eq!(parse(args(&["-t", "a"])).unwrap().check, None);
     }
 
     #[test]

@@ -22,16 +22,18 @@ pub(crate) enum Group {
     Delivery,
     InputLimits,
     Operation,
+    Authentication,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 6] = [
+    pub(crate) const ALL: [Group; 7] = [
         Group::Original,
         Group::Listeners,
         Group::Buffer,
         Group::Delivery,
         Group::InputLimits,
         Group::Operation,
+        Group::Authentication,
     ];
 
     pub(crate) fn heading(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Group {
             Group::Delivery => "Delivery to Blueflood",
             Group::InputLimits => "Input limits",
             Group::Operation => "Operation",
+            Group::Authentication => "Authentication (Keystone) and credentials",
         }
     }
 }
@@ -217,7 +220,56 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some("https://identity.api.rackspacecloud.com/v2.0/tokens"),
         "URL",
         Original,
-        "Keystone v2 token URL",
+        "Keystone token URL (v2: .../v2.0/tokens, v3: .../v3/auth/tokens)",
+    ),
+    // Authentication beyond the original's -u/-k (issue 4).
+    value(
+        "auth_method",
+        None,
+        Some("rax-kskey"),
+        "METHOD",
+        Authentication,
+        "rax-kskey (v2 API key), v2-password or v3-password; the key is the API key or the password",
+    ),
+    value(
+        "auth_domain",
+        None,
+        Some("Default"),
+        "DOMAIN",
+        Authentication,
+        "Keystone v3 user domain name",
+    ),
+    value(
+        "secret_name",
+        None,
+        None,
+        "NAME",
+        Authentication,
+        "Read user and key from this Kubernetes Secret through the API (get/watch) instead of files [default: off]",
+    ),
+    value(
+        "secret_namespace",
+        None,
+        None,
+        "NAMESPACE",
+        Authentication,
+        "Namespace of --secret-name [default: the pod's own namespace]",
+    ),
+    value(
+        "secret_user_key",
+        None,
+        Some("username"),
+        "KEY",
+        Authentication,
+        "Data key of the user name in --secret-name",
+    ),
+    value(
+        "secret_key_key",
+        None,
+        Some("apiKey"),
+        "KEY",
+        Authentication,
+        "Data key of the API key or password in --secret-name",
     ),
     value(
         "limit",

@@ -66,7 +66,26 @@ impl ConfigError {
 /// program name) and the environment `env`. Reads the files they name; binds nothing.
 /// See the module documentation for the precedence and `*_file` rules.
 pub fn load(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
+    load_with_mode(args, env).map(|(_, settings)| settings)
+}
+
+/// What the command line asks for: a run, or `check` (with whether to send its datapoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Check { send: bool },
+}
+
+/// Like [`load`], also telling whether the `check` subcommand was given.
+pub fn load_with_mode(
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+) -> Result<(Mode, Settings), ConfigError> {
     let cli = cli::parse(args)?;
+    let mode = match cli.check {
+        Some(send) => Mode::Check { send },
+        None => Mode::Run,
+    };
     let (env_layer, unknown_env) = raw::env_layer(&env);
     for name in &unknown_env {
         tracing::warn!(variable = %name, "ignoring unknown environment variable");
@@ -87,7 +106,7 @@ pub fn load(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Settings,
     layers.push(cli.layer);
 
     let resolved = raw::resolve(layers)?;
-    validate::settings(&resolved)
+    validate::settings(&resolved).map(|settings| (mode, settings))
 }
 
 /// The `--help` text, as `load` would print it.

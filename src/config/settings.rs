@@ -127,11 +127,73 @@ pub struct ForwardSettings {
 
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// The user as read at load time (empty when `kube_secret` supplies it).
     pub user: String,
+    /// The API key or password as read at load time (empty when `kube_secret` supplies it).
     pub key: SecretString,
     pub auth_url: url::Url,
-    /// Where the key came from, for the warning about command-line secrets.
+    /// Where the key came from, for the warning about command-line secrets; a `File` is
+    /// watched and re-read when it changes.
     pub key_source: SecretSource,
+    /// Where the user came from; a `File` is watched like the key's.
+    pub user_source: SecretSource,
+    pub method: AuthMethod,
+    /// Keystone v3 user domain name (`--auth-domain`).
+    pub domain: String,
+    /// Read the credentials from this Secret through the Kubernetes API instead.
+    pub kube_secret: Option<KubeSecretSettings>,
+    /// How often watched credential files are compared even without a change notification.
+    pub poll_interval: Duration,
+}
+
+impl AuthSettings {
+    /// Keystone v2 API-key login with fixed credentials from the config file: the original's
+    /// behaviour, and a convenient base for tests (`..AuthSettings::new(..)`).
+    pub fn new(user: impl Into<String>, key: impl Into<String>, auth_url: url::Url) -> Self {
+        Self {
+            user: user.into(),
+            key: SecretString::from(key.into()),
+            auth_url,
+            key_source: SecretSource::ConfigFile,
+            user_source: SecretSource::ConfigFile,
+            method: AuthMethod::RaxKsKey,
+            domain: "Default".to_owned(),
+            kube_secret: None,
+            poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How to log in to Keystone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// v2 `RAX-KSKEY:apiKeyCredentials` (Rackspace API key), the original's.
+    RaxKsKey,
+    /// v2 `passwordCredentials`.
+    V2Password,
+    /// v3 password; the token comes in the `X-Subject-Token` header.
+    V3Password,
+}
+
+impl AuthMethod {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthMethod::RaxKsKey => "rax-kskey",
+            AuthMethod::V2Password => "v2-password",
+            AuthMethod::V3Password => "v3-password",
+        }
+    }
+}
+
+/// A Secret read through the Kubernetes API (get + watch on that one object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeSecretSettings {
+    pub name: String,
+    pub namespace: String,
+    /// Data key holding the user name.
+    pub user_key: String,
+    /// Data key holding the API key or password.
+    pub key_key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +202,21 @@ pub enum SecretSource {
     Environment,
     ConfigFile,
     File(PathBuf),
+    /// `namespace/name`, read through the Kubernetes API.
+    KubernetesSecret(String),
+}
+
+impl std::fmt::Display for SecretSource {
+    /// For status pages and logs: where, never what.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::CommandLine => f.write_str("command line"),
+            SecretSource::Environment => f.write_str("environment"),
+            SecretSource::ConfigFile => f.write_str("config file"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::KubernetesSecret(id) => write!(f, "kubernetes secret {id}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use super::endpoint::{self, Transport};
 use super::keys::{self, KeySpec};
 use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 use super::settings::{
-    AdminSettings, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy, BufferSettings,
-    Compression, ForwardSettings, IngestSettings, ListenerSpec, LogFormat, LogSettings, Protocol,
-    SecretSource, Settings,
+    AdminSettings, AuthMethod, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy,
+    BufferSettings, Compression, ForwardSettings, IngestSettings, KubeSecretSettings, ListenerSpec,
+    LogFormat, LogSettings, Protocol, SecretSource, Settings,
 };
 
 /// Below this a buffer cannot hold even a handful of full batches.
@@ -429,7 +429,60 @@ fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
 fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
     // Checked even without a user, so a typo is caught before authentication is turned on.
     let auth_url = v.http_url("auth_url")?;
-    let Some((user, _)) = v.optional_string("user")? else {
+    let method = v.choice(
+        "auth_method",
+        &[
+            ("rax-kskey", AuthMethod::RaxKsKey),
+            ("v2-password", AuthMethod::V2Password),
+            ("v3-password", AuthMethod::V3Password),
+        ],
+    )?;
+    let domain = v.string("auth_domain")?;
+    if method == AuthMethod::V3Password && domain.trim().is_empty() {
+        let (spec, entry) = v.required("auth_domain")?;
+        return Err(invalid(spec, entry, "a non-empty Keystone v3 domain name"));
+    }
+    let base = |user: String, key: String, user_source, key_source, kube_secret| AuthSettings {
+        user,
+        key: SecretString::from(key),
+        auth_url: auth_url.clone(),
+        key_source,
+        user_source,
+        method,
+        domain: domain.clone(),
+        kube_secret,
+        poll_interval: CREDENTIAL_POLL_INTERVAL,
+    };
+
+    // The Kubernetes API supplies both user and key: `user`/`key` are not needed then.
+    if let Some((name, _)) = v.optional_string("secret_name")? {
+        let namespace = match v.optional_string("secret_namespace")? {
+            Some((ns, _)) => ns,
+            None => pod_namespace(v.spec("secret_namespace")?)?,
+        };
+        let secret = KubeSecretSettings {
+            name,
+            namespace,
+            user_key: v.string("secret_user_key")?,
+            key_key: v.string("secret_key_key")?,
+        };
+        let label = format!("{}/{}", secret.namespace, secret.name);
+        return Ok(Some(base(
+            String::new(),
+            String::new(),
+            SecretSource::KubernetesSecret(label.clone()),
+            SecretSource::KubernetesSecret(label),
+            Some(secret),
+        )));
+    }
+
+    let Some((user, user_entry)) = v.optional_string("user")? else {
+        // An empty user *file* is a broken Secret, not a request to turn authentication off.
+        if let (spec, Some(entry)) = v.entry("user")? {
+            if entry.origin.file.is_some() {
+                return Err(invalid(spec, entry, "a user name (the file is empty)"));
+            }
+        }
         return Ok(None);
     };
     let key_spec = v.spec("key")?;
@@ -441,23 +494,45 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
             key_spec.env_file_var()
         )));
     };
-    let key_source = match (&key_entry.origin.file, &key_entry.origin.layer) {
+    Ok(Some(base(
+        user,
+        key,
+        secret_source(user_entry, "user")?,
+        secret_source(key_entry, "API key")?,
+        None,
+    )))
+}
+
+/// Watched credential files are compared this often even without a change notification.
+const CREDENTIAL_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where a pod's ServiceAccount namespace is mounted.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+fn pod_namespace(spec: &KeySpec) -> Result<String, ConfigError> {
+    match std::fs::read_to_string(POD_NAMESPACE_FILE) {
+        Ok(ns) if !ns.trim().is_empty() => Ok(ns.trim().to_owned()),
+        _ => Err(ConfigError::Invalid(format!(
+            "no value for key {:?} ({}): needed with secret_name outside a pod \
+             (cannot read {POD_NAMESPACE_FILE})",
+            spec.key,
+            spec.how_to_set()
+        ))),
+    }
+}
+
+fn secret_source(entry: &Entry, what: &str) -> Result<SecretSource, ConfigError> {
+    Ok(match (&entry.origin.file, &entry.origin.layer) {
         (Some((path, _)), _) => SecretSource::File(path.clone()),
         (None, LayerKind::CommandLine) => SecretSource::CommandLine,
         (None, LayerKind::Environment) => SecretSource::Environment,
         (None, LayerKind::ConfigFile(_)) => SecretSource::ConfigFile,
         (None, LayerKind::Defaults) => {
-            return Err(ConfigError::Invalid(
-                "internal error: the API key has a default".to_owned(),
-            ));
+            return Err(ConfigError::Invalid(format!(
+                "internal error: the {what} has a default"
+            )));
         }
-    };
-    Ok(Some(AuthSettings {
-        user,
-        key: SecretString::from(key),
-        auth_url,
-        key_source,
-    }))
+    })
 }
 
 fn log_level(v: &Values<'_>) -> Result<String, ConfigError> {

@@ -1,19 +1,22 @@
-//! In-process Keystone v2 (Rackspace identity) test double.
+//! In-process Keystone test double (v2 Rackspace identity and v3 password).
 //!
-//! Owns: `POST /v2.0/tokens` with API-key or password credentials as described in
-//! `shared/reference/keystone-and-secrets.md`, issuing unique tokens with an ISO 8601 `expires`,
-//! plus the knobs tests need: token lifetime, credential rotation, queued error statuses and
-//! revocation. `BluefloodDouble::require_keystone` checks tokens against this double's state.
+//! Owns: `POST /v2.0/tokens` with API-key or password credentials and `POST /v3/auth/tokens`
+//! with v3 password credentials (user name + domain), as described in
+//! `shared/reference/keystone-and-secrets.md`: unique tokens, v2 with an ISO 8601 `expires` in
+//! the body, v3 with `201`, the token in `X-Subject-Token` and `token.expires_at`. Plus the
+//! knobs tests need: token lifetime, credential rotation, queued error statuses and broken
+//! answers, revocation, and a log of every login (when, which method, which user, accepted).
+//! `BluefloodDouble::require_keystone` checks tokens against this double's state.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -32,7 +35,35 @@ struct KsState {
     issued: Vec<String>,
     next_id: u64,
     auth_requests: usize,
-    faults: VecDeque<u16>,
+    faults: VecDeque<Fault>,
+    domain: String,
+    log: Vec<Login>,
+}
+
+/// What the next login gets instead of normal handling (queued FIFO, one per request).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// This status with an identity-fault body.
+    Status(u16),
+    /// 200/201 with a body that is not JSON.
+    MalformedJson,
+    /// A token whose expiry field says "tomorrow-ish".
+    BadExpires,
+    /// Answer normally after this delay (for timeouts).
+    Delay(Duration),
+}
+
+/// One login as the double saw it.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub at: Instant,
+    /// "rax-kskey", "v2-password", "v3-password", or "unknown".
+    pub method: &'static str,
+    pub user: String,
+    /// The secret offered, so tests can tell which key a login used.
+    pub secret: String,
+    /// A token was issued.
+    pub accepted: bool,
 }
 
 /// State shared with `BluefloodDouble::require_keystone`.
@@ -84,10 +115,13 @@ impl KeystoneDouble {
                 next_id: 1,
                 auth_requests: 0,
                 faults: VecDeque::new(),
+                domain: "Default".to_string(),
+                log: Vec::new(),
             }),
         });
         let app = Router::new()
             .route("/v2.0/tokens", post(tokens))
+            .route("/v3/auth/tokens", post(tokens_v3))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -98,6 +132,26 @@ impl KeystoneDouble {
     /// The full token URL, as a client would be configured with.
     pub fn url(&self) -> String {
         format!("http://{}/v2.0/tokens", self.addr)
+    }
+
+    /// The v3 token URL.
+    pub fn url_v3(&self) -> String {
+        format!("http://{}/v3/auth/tokens", self.addr)
+    }
+
+    /// Every login attempt that reached credential checking (faulted ones do not), in order.
+    pub fn logins(&self) -> Vec<Login> {
+        self.shared.lock().log.clone()
+    }
+
+    /// v3 logins must name this user domain (default "Default").
+    pub fn set_domain(&self, domain: &str) {
+        self.shared.lock().domain = domain.to_string();
+    }
+
+    /// Queue a broken answer or a delay for the next auth request.
+    pub fn push(&self, fault: Fault) {
+        self.shared.lock().faults.push_back(fault);
     }
 
     pub fn issued_tokens(&self) -> Vec<String> {
@@ -129,11 +183,16 @@ impl KeystoneDouble {
 
     /// Queue: the next auth request is answered with this status (FIFO, one per request).
     pub fn push_fault(&self, status: u16) {
-        self.shared.lock().faults.push_back(status);
+        self.shared.lock().faults.push_back(Fault::Status(status));
     }
 
     pub fn token_is_valid(&self, t: &str) -> bool {
         self.shared.token_is_valid(t)
+    }
+
+    /// Invalidates one token (Blueflood then answers 401 to it).
+    pub fn revoke(&self, token: &str) {
+        self.shared.lock().tokens.remove(token);
     }
 
     /// Invalidates every token issued so far (Blueflood then answers 401 to them).
@@ -155,59 +214,188 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// (username, secret) from either credential form; None when the body has neither.
-fn credentials(body: &Value) -> Option<(String, String)> {
+/// (method, username, secret) from either v2 credential form; None when the body has neither.
+fn credentials(body: &Value) -> Option<(&'static str, String, String)> {
     let auth = body.get("auth")?;
-    let (creds, secret_key) = if let Some(c) = auth.get("RAX-KSKEY:apiKeyCredentials") {
-        (c, "apiKey")
+    let (method, creds, secret_key) = if let Some(c) = auth.get("RAX-KSKEY:apiKeyCredentials") {
+        ("rax-kskey", c, "apiKey")
     } else {
-        (auth.get("passwordCredentials")?, "password")
+        ("v2-password", auth.get("passwordCredentials")?, "password")
     };
     Some((
+        method,
         creds.get("username")?.as_str()?.to_string(),
         creds.get(secret_key)?.as_str()?.to_string(),
     ))
 }
 
-async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
-    let mut st = shared.lock();
-    st.auth_requests += 1;
-    if let Some(status) = st.faults.pop_front() {
-        let status = StatusCode::from_u16(status).expect("valid fault status");
-        return json_response(
-            status,
-            json!({"identityFault": {"code": status.as_u16(), "message": "injected fault"}}),
-        );
+/// (username, domain, password) from a v3 password identity.
+fn credentials_v3(body: &Value) -> Option<(String, String, String)> {
+    let identity = body.pointer("/auth/identity")?;
+    if !identity
+        .get("methods")?
+        .as_array()?
+        .iter()
+        .any(|m| m == "password")
+    {
+        return None;
     }
-    let Some((user, secret)) = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .as_ref()
-        .and_then(credentials)
-    else {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            json!({"badRequest": {"code": 400, "message": "Invalid json request body"}}),
-        );
+    let user = identity.pointer("/password/user")?;
+    Some((
+        user.get("name")?.as_str()?.to_string(),
+        user.pointer("/domain/name")?.as_str()?.to_string(),
+        user.get("password")?.as_str()?.to_string(),
+    ))
+}
+
+/// Takes the next fault: a delay is served here (the lock is not held while sleeping) and
+/// handling goes on; anything else is returned for the handler to answer with.
+async fn next_fault(shared: &KeystoneShared) -> Option<Fault> {
+    let fault = {
+        let mut st = shared.lock();
+        st.auth_requests += 1;
+        st.faults.pop_front()
     };
-    if user != st.user || secret != st.secret {
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"unauthorized": {"code": 401, "message": "Username or api key is invalid."}}),
-        );
+    match fault {
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        other => other,
+    }
+}
+
+fn status_fault(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).expect("valid fault status");
+    json_response(
+        status,
+        json!({"identityFault": {"code": status.as_u16(), "message": "injected fault"}}),
+    )
+}
+
+/// Checks credentials, records the login and issues a token with its expiry (epoch ms).
+fn login(
+    st: &mut KsState,
+    method: &'static str,
+    user: String,
+    secret: String,
+    domain_ok: bool,
+) -> Option<(String, i64)> {
+    let accepted = domain_ok && user == st.user && secret == st.secret;
+    st.log.push(Login {
+        at: Instant::now(),
+        method,
+        user,
+        secret,
+        accepted,
+    });
+    if !accepted {
+        return None;
     }
     let id = format!("tok-{}", st.next_id);
     st.next_id += 1;
     let expires_ms = wall_ms() + st.ttl.as_millis() as i64;
     st.tokens.insert(id.clone(), expires_ms);
     st.issued.push(id.clone());
+    Some((id, expires_ms))
+}
+
+fn unauthorized() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({"unauthorized": {"code": 401, "message": "Username or api key is invalid."}}),
+    )
+}
+
+fn bad_request() -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"badRequest": {"code": 400, "message": "Invalid json request body"}}),
+    )
+}
+
+async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
+    let fault = next_fault(&shared).await;
+    if let Some(Fault::Status(status)) = fault {
+        return status_fault(status);
+    }
+    let Some((method, user, secret)) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .as_ref()
+        .and_then(credentials)
+    else {
+        return bad_request();
+    };
+    let mut st = shared.lock();
+    let Some((id, expires_ms)) = login(&mut st, method, user, secret, true) else {
+        return unauthorized();
+    };
+    let expires = match fault {
+        Some(Fault::BadExpires) => "tomorrow-ish".to_string(),
+        _ => iso8601_utc_ms(expires_ms),
+    };
+    if fault == Some(Fault::MalformedJson) {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"access\": {\"token\": ",
+        )
+            .into_response();
+    }
     json_response(
         StatusCode::OK,
         json!({"access": {
-            "token": {"id": id, "expires": iso8601_utc_ms(expires_ms), "tenant": {"id": st.tenant_id}},
+            "token": {"id": id, "expires": expires, "tenant": {"id": st.tenant_id}},
             "serviceCatalog": [],
             "user": {"id": "u", "name": st.user},
         }}),
     )
+}
+
+/// Keystone v3: 201, the token in `X-Subject-Token`, `token.expires_at` in the body.
+async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
+    let fault = next_fault(&shared).await;
+    if let Some(Fault::Status(status)) = fault {
+        return status_fault(status);
+    }
+    let Some((user, domain, password)) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .as_ref()
+        .and_then(credentials_v3)
+    else {
+        return bad_request();
+    };
+    let mut st = shared.lock();
+    let domain_ok = domain == st.domain;
+    let Some((id, expires_ms)) = login(&mut st, "v3-password", user, password, domain_ok) else {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"code": 401, "title": "Unauthorized",
+                             "message": "The request you have made requires authentication."}}),
+        );
+    };
+    let expires = match fault {
+        Some(Fault::BadExpires) => "tomorrow-ish".to_string(),
+        _ => iso8601_utc_ms(expires_ms),
+    };
+    let body = if fault == Some(Fault::MalformedJson) {
+        "{\"token\": [".to_string()
+    } else {
+        json!({"token": {"methods": ["password"], "expires_at": expires,
+                         "user": {"name": st.user, "domain": {"name": st.domain}}}})
+        .to_string()
+    };
+    let mut resp = (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "x-subject-token",
+        HeaderValue::from_str(&id).expect("token is a header value"),
+    );
+    resp
 }
 
 fn wall_ms() -> i64 {

@@ -1,0 +1,200 @@
+//! Keystone's wire formats, as pure functions: the login body for each method (v2 API key,
+//! v2 password, v3 password) and the reading of an answer into a token and its expiry.
+//!
+//! Answers are navigated as generic JSON rather than deserialised into structs on purpose:
+//! serde's type errors quote the offending value ("invalid type: integer `123`"), which for a
+//! malformed answer could be the token itself. Every message here names fields, never values
+//! (except `expires`, which is not secret and is what the operator needs to see).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Value, json};
+
+use super::AuthError;
+use crate::config::settings::AuthMethod;
+
+/// The v3 answer carries the token in this response header.
+pub(crate) const SUBJECT_TOKEN_HEADER: &str = "x-subject-token";
+
+/// The JSON body that logs `user` in with `secret` (API key or password).
+pub(crate) fn login_body(method: AuthMethod, user: &str, secret: &str, domain: &str) -> Value {
+    match method {
+        AuthMethod::RaxKsKey => json!({"auth": {"RAX-KSKEY:apiKeyCredentials": {
+            "username": user, "apiKey": secret}}}),
+        AuthMethod::V2Password => json!({"auth": {"passwordCredentials": {
+            "username": user, "password": secret}}}),
+        AuthMethod::V3Password => json!({"auth": {"identity": {
+            "methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"name": domain}, "password": secret}}}}}),
+    }
+}
+
+/// A token as the identity service issued it.
+pub(crate) struct Issued {
+    pub token: String,
+    /// `None` when the answer gives no expiry at all.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// Statuses that mean "here is a token" (v2 answers 200, v3 201; 203 is v2's
+/// non-authoritative variant that some proxies produce).
+pub(crate) fn is_success(status: u16) -> bool {
+    matches!(status, 200 | 201 | 203)
+}
+
+/// Reads a successful answer. `subject_token` is the `X-Subject-Token` header, if any.
+pub(crate) fn parse_answer(
+    method: AuthMethod,
+    subject_token: Option<&str>,
+    body: &[u8],
+) -> Result<Issued, AuthError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        AuthError::BadAnswer(format!(
+            "malformed JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let (expires_field, token, expires) = match method {
+        AuthMethod::RaxKsKey | AuthMethod::V2Password => {
+            let token = value
+                .pointer("/access/token/id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| AuthError::BadAnswer("no string access.token.id".to_owned()))?;
+            (
+                "access.token.expires",
+                token,
+                value.pointer("/access/token/expires"),
+            )
+        }
+        AuthMethod::V3Password => {
+            let token = subject_token.ok_or_else(|| {
+                AuthError::BadAnswer("no X-Subject-Token header in the v3 answer".to_owned())
+            })?;
+            if value.pointer("/token").is_none_or(|t| !t.is_object()) {
+                return Err(AuthError::BadAnswer(
+                    "no token object in the v3 answer".to_owned(),
+                ));
+            }
+            (
+                "token.expires_at",
+                token,
+                value.pointer("/token/expires_at"),
+            )
+        }
+    };
+    if token.is_empty() {
+        return Err(AuthError::BadAnswer("the token is empty".to_owned()));
+    }
+    let expires = match expires {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(parse_expiry(s).ok_or_else(|| {
+            AuthError::BadAnswer(format!(
+                "{expires_field} {s:?} is not an ISO 8601 date and time"
+            ))
+        })?),
+        Some(_) => {
+            return Err(AuthError::BadAnswer(format!(
+                "{expires_field} is not a string"
+            )));
+        }
+    };
+    Ok(Issued {
+        token: token.to_owned(),
+        expires,
+    })
+}
+
+/// ISO 8601 as Keystone writes it: with or without fractional seconds, `Z` or an offset; a
+/// time without any zone is taken as UTC (old Keystone releases wrote that).
+pub(crate) fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.to_utc());
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies() {
+        let b = login_body(AuthMethod::RaxKsKey, "u", "k", "D");
+        assert_eq!(b["auth"]["RAX-KSKEY:apiKeyCredentials"]["apiKey"], "k");
+        let b = login_body(AuthMethod::V2Password, "u", "p", "D");
+        assert_eq!(b["auth"]["passwordCredentials"]["password"], "p");
+        let b = login_body(AuthMethod::V3Password, "u", "p", "D");
+        let user = &b["auth"]["identity"]["password"]["user"];
+        assert_eq!(
+            (user["name"].as_str(), user["domain"]["name"].as_str()),
+            (Some("u"), Some("D"))
+        );
+        assert_eq!(b["auth"]["identity"]["methods"][0], "password");
+    }
+
+    #[test]
+    fn expiry_forms() {
+        for s in [
+            "2026-11-26T11:00:00.000Z",
+            "2026-11-26T11:00:00Z",
+            "2026-11-26T12:00:00+01:00",
+            "2026-11-26T11:00:00.000000Z",
+            "2026-11-26T11:00:00",
+        ] {
+            let t = parse_expiry(s).unwrap_or_else(|| panic!("{s}"));
+            assert_eq!(t.to_rfc3339(), "2026-11-26T11:00:00+00:00", "{s}");
+        }
+        assert!(parse_expiry("tomorrow").is_none());
+        assert!(parse_expiry("").is_none());
+    }
+
+    #[test]
+    fn v2_answer() {
+        let body = br#"{"access":{"token":{"id":"TOK","expires":"2026-11-26T11:00:00.000Z"}}}"#;
+        let i = parse_answer(AuthMethod::RaxKsKey, None, body).unwrap();
+        assert_eq!(i.token, "TOK");
+        assert!(i.expires.is_some());
+    }
+
+    #[test]
+    fn v3_answer_uses_the_header() {
+        let body = br#"{"token":{"expires_at":"2026-11-26T11:00:00.000000Z"}}"#;
+        let i = parse_answer(AuthMethod::V3Password, Some("HDR"), body).unwrap();
+        assert_eq!(i.token, "HDR");
+        let e = parse_answer(AuthMethod::V3Password, None, body)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("X-Subject-Token"), "{e}");
+    }
+
+    #[test]
+    fn bad_answers_name_fields_not_values() {
+        let e = parse_answer(AuthMethod::RaxKsKey, None, b"{not json")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("malformed JSON"), "{e}");
+        let e = parse_answer(
+            AuthMethod::RaxKsKey,
+            None,
+            br#"{"access":{"token":{"id":987654}}}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(!e.to_string().contains("987654"), "{e}");
+        let e = parse_answer(
+            AuthMethod::RaxKsKey,
+            None,
+            br#"{"access":{"token":{"id":"SECRETTOK","expires":"soon"}}}"#,
+        )
+        .err()
+        .unwrap();
+        let text = e.to_string();
+        assert!(
+            text.contains("\"soon\"") && !text.contains("SECRETTOK"),
+            "{text}"
+        );
+    }
+}
