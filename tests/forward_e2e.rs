@@ -493,3 +493,21 @@ async fn listening_without_an_interface_serves_ipv4_and_ipv6() {
     assert!(bf.wait_for_stored(expected, WAIT).await);
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_deadline_counts_points_held_by_a_blocked_flush_loop() {
+    let bf = BluefloodDouble::start().await;
+    bf.set_down(true);
+    let mut cfg = settings(&bf.url());
+    cfg.shutdown_timeout = Duration::from_millis(500);
+    // One slot, small bodies: the flush loop waits for the slot holding points it has taken.
+    cfg.forward.concurrency = 1;
+    cfg.forward.max_body_bytes = 1024;
+    let f = Forwarder::start(cfg).await;
+    send_pickle(&f, &points("held", 3000, now_s().floor())).await;
+    f.wait_until(WAIT, "3000 received", |s| s.received() == 3000)
+        .await;
+    let s = f.stop().await;
+    assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3000, "{s:#?}");
+    assert_eq!((s.buffered_points, s.in_flight_points), (0, 0));
+}

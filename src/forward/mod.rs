@@ -75,8 +75,11 @@ impl Flusher {
                 if self.buffer.take(TAKE_CHUNK, &mut taken) == 0 {
                     break;
                 }
-                for entry in taken.drain(..) {
+                let mut entries = taken.drain(..);
+                while let Some(entry) = entries.next() {
                     if !self.add(&mut pending, entry, &permits, &tasks).await {
+                        // The deadline passed: the rest of this chunk is lost with the others.
+                        self.lost(entries.count());
                         break 'run;
                     }
                 }
