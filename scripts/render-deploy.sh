@@ -82,7 +82,10 @@ kind: Kustomization
 resources:
   - ../blueflood-forward/deploy        # or .../deploy/standalone
 patches:
-  - patch: |
+  - target:
+      kind: Deployment
+      name: $release
+    patch: |
       apiVersion: apps/v1
       kind: Deployment
       metadata:
