@@ -143,7 +143,9 @@ log_format = {{ $f.logFormat | toJson }}
 log_level = {{ $f.logLevel | toJson }}
 {{- if .Values.auth.enabled }}
 # Keystone
+{{- if ne .Values.auth.method "rax-kskey" }}
 auth_method = {{ .Values.auth.method | toJson }}
+{{- end }}
 auth_url = {{ .Values.auth.url | toJson }}
 {{- if eq .Values.auth.method "v3-password" }}
 auth_domain = {{ .Values.auth.domain | toJson }}

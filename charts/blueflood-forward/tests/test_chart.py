@@ -35,6 +35,10 @@ def test_secret_is_mounted_as_a_directory(renders, name):
     assert cfg["user_file"] == "/etc/blueflood-forward/keystone/username"
     assert cfg["key_file"] == "/etc/blueflood-forward/keystone/apiKey"
     assert "key" not in cfg and "user" not in cfg
+    # rax-kskey is the forwarder's default method: not written, so the original's
+    # -u/--key-file behaviour needs no newer option.
+    assert "auth_method" not in cfg
+    assert cfg["auth_url"] == "https://identity.api.rackspacecloud.com/v2.0/tokens"
     # The Secret's content is not in the pod template: rotation must not roll the pods.
     assert not any("checksum/secret" in k for k in r.deployment["spec"]["template"]["metadata"]["annotations"])
 
