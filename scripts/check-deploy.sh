@@ -29,6 +29,8 @@ PY_TOOLS=(
   PyYAML==6.0.4
 )
 CHECKOV=(checkov==3.3.30) # own venv: its many pins would fight the others
+# Graphite's carbon-relay, for the end-to-end check of the sidecar wiring.
+CARBON=(carbon==1.1.10 whisper==1.1.10 Twisted==26.10.0)
 NPM_TOOLS=(@bitnami/readme-generator-for-helm@2.7.2)
 # Kubernetes versions the rendered manifests are validated against (chart kubeVersion >= 1.30).
 K8S_VERSIONS=(1.30.0 1.37.0)
@@ -100,6 +102,8 @@ echo "== installing tools into $TOOLS (once)"
 install_helm
 install_venv "$TOOLS/venv" "${PY_TOOLS[@]}"
 install_venv "$TOOLS/checkov" "${CHECKOV[@]}"
+# carbon's setup.cfg installs under /opt/graphite unless told not to
+GRAPHITE_NO_PREFIX=True install_venv "$TOOLS/carbon" "${CARBON[@]}"
 install_npm
 HELM=$TOOLS/bin/helm
 KUBECTL=$TOOLS/bin/kubectl
@@ -258,15 +262,15 @@ checkov_scan() {
   #  CKV_K8S_38 token not mounted (all-options only): auth.source kubernetes-api needs the token
   local skip=CKV_K8S_43,CKV_K8S_15,CKV_K8S_35,CKV2_K8S_6
   local checkov=("$TOOLS/checkov/bin/checkov" --quiet --compact --skip-download)
-  "${checkov[@]}" --framework kubernetes --skip-check "$skip" -d deploy
   mkdir -p "$WORK/checkov-rendered"
   cp "$RENDERED"/*.yaml "$WORK/checkov-rendered/"
   rm "$WORK/checkov-rendered/all-options.yaml"
-  "${checkov[@]}" --framework kubernetes --skip-check "$skip" -d "$WORK/checkov-rendered"
-  "${checkov[@]}" --framework kubernetes --skip-check "$skip,CKV_K8S_38" -f "$RENDERED/all-options.yaml"
-  "${checkov[@]}" --framework dockerfile --skip-check CKV_DOCKER_2,CKV_DOCKER_7 -f Dockerfile
-  "${checkov[@]}" --framework github_actions -d .github/workflows
-  echo "checkov: no failed checks (kubernetes, dockerfile, github_actions)"
+  # (checkov reads either -d or -f arguments, never both: two runs)
+  "${checkov[@]}" --framework kubernetes github_actions --skip-check "$skip" \
+    -d deploy -d "$WORK/checkov-rendered" -d .github/workflows
+  "${checkov[@]}" --framework kubernetes dockerfile \
+    --skip-check "$skip,CKV_K8S_38,CKV_DOCKER_2,CKV_DOCKER_7" -f "$RENDERED/all-options.yaml" -f Dockerfile
+  echo "checkov: no failed checks (kubernetes: deploy/ and every render; dockerfile; github_actions)"
 }
 
 hadolint_check() {
@@ -338,6 +342,81 @@ chart_assertions() {
   BLUEFLOOD_FORWARD_BIN=$(forwarder_bin) "$VENV/pytest" -q -p no:cacheprovider "$CHART/tests"
 }
 
+relay_end_to_end() {
+  # The sidecar pod without Kubernetes: Graphite's carbon-relay (from PyPI) runs with the chart's
+  # rendered carbon.conf / relay-rules.conf, the forwarder with the rendered config.toml
+  # (--dry-run: request bodies on stdout instead of Blueflood). A line sent to the relay's line
+  # port and a pickle sent to its pickle port must come out of the forwarder; then both stop on
+  # SIGTERM and the forwarder exits 0. Loopback only; fixed ports 2004, 2013, 2014 and 8080.
+  local bin dir=$WORK/e2e fwd relay
+  bin=$(forwarder_bin)
+  mkdir -p "$dir/etc" "$dir/keystone" "$dir/state"
+  "$VENV/python" - "$RENDERED/sidecar.yaml" "$dir" <<'PY'
+import sys, yaml
+rendered, d = sys.argv[1:]
+for doc in yaml.safe_load_all(open(rendered)):
+    if doc and doc["kind"] == "ConfigMap":
+        for name, text in doc["data"].items():
+            text = text.replace("/var/lib/carbon", f"{d}/state")
+            text = text.replace("/etc/blueflood-forward/keystone", f"{d}/keystone")
+            open(f"{d}/etc/{name}", "w").write(text)
+PY
+  : > "$dir/keystone/username" # an empty user: no Keystone login
+  echo key > "$dir/keystone/apiKey"
+  "$bin" --config "$dir/etc/config.toml" --dry-run --interval 1 > "$dir/forwarder.out" 2> "$dir/forwarder.err" &
+  fwd=$!
+  GRAPHITE_CONF_DIR=$dir/etc GRAPHITE_STORAGE_DIR=$dir/state PYTHONDONTWRITEBYTECODE=1 \
+    "$TOOLS/carbon/bin/python" "$TOOLS/carbon/bin/carbon-relay.py" --nodaemon \
+    "--config=$dir/etc/carbon.conf" start > "$dir/relay.log" 2>&1 &
+  relay=$!
+  # shellcheck disable=SC2064 # expand the pids now
+  trap "kill $relay $fwd 2> /dev/null || true" EXIT
+  if ! "$VENV/python" - "$dir/forwarder.out" <<'PY'; then
+import pickle, socket, struct, sys, time, urllib.request
+
+def wait_port(port, deadline):
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"nothing listens on 127.0.0.1:{port}")
+
+deadline = time.time() + 30
+for port in (2004, 8080, 2013, 2014):
+    wait_port(port, deadline)
+for path in ("/livez", "/readyz"):
+    with urllib.request.urlopen(f"http://127.0.0.1:8080{path}", timeout=5) as r:
+        print(f"forwarder {path}: {r.status}")
+now = int(time.time())
+with socket.create_connection(("127.0.0.1", 2013)) as s:
+    s.sendall(f"e2e.line.metric 7 {now}\n".encode())
+payload = pickle.dumps([("e2e.pickle.metric", (now, 8.5))], protocol=2)
+with socket.create_connection(("127.0.0.1", 2014)) as s:
+    s.sendall(struct.pack("!L", len(payload)) + payload)
+deadline = time.time() + 30
+while time.time() < deadline:
+    out = open(sys.argv[1]).read()
+    if "e2e.line.metric" in out and "e2e.pickle.metric" in out:
+        print("carbon-relay -> 127.0.0.1:2004 -> forwarder: both datapoints delivered")
+        break
+    time.sleep(0.5)
+else:
+    sys.exit("the forwarder did not receive both datapoints through carbon-relay")
+PY
+    echo "--- forwarder stderr"; tail -n 20 "$dir/forwarder.err"
+    echo "--- carbon-relay log"; tail -n 20 "$dir/relay.log"
+    return 1
+  fi
+  kill -TERM "$relay"
+  wait "$relay" || true
+  kill -TERM "$fwd"
+  wait "$fwd"
+  echo "forwarder exited 0 on SIGTERM"
+  trap - EXIT
+}
+
 check "helm lint --strict (both modes, every option)" helm_lint
 check "helm template + package (both modes, every option)" helm_template
 check "kubernetes-validate --strict (${K8S_VERSIONS[*]})" kubernetes_validate
@@ -351,6 +430,7 @@ check "zizmor --offline" zizmor_check
 check "chart README parameters (readme-generator-for-helm)" chart_readme_params
 check "chart README secret rotation command" readme_commands
 check "rendered-output assertions (pytest)" chart_assertions
+check "carbon-relay -> forwarder end to end (rendered sidecar config)" relay_end_to_end
 
 echo
 echo "== summary"
