@@ -247,7 +247,7 @@ rules:
 EOF
   "$VENV/yamllint" --strict -c "$WORK/yamllint.yaml" \
     "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART"/ci/*.yaml \
-    deploy .github/workflows "$RENDERED"
+    deploy .github/workflows .github/dependabot.yml "$RENDERED"
   echo "yamllint --strict: Chart.yaml, values.yaml, ci/, deploy/, workflows, rendered output"
 }
 
@@ -284,7 +284,7 @@ actionlint_check() {
 }
 
 zizmor_check() {
-  "$VENV/zizmor" --offline --no-progress --persona auditor .github/workflows
+  "$VENV/zizmor" --offline --no-progress --persona auditor .github
 }
 
 chart_readme_params() {
@@ -409,7 +409,14 @@ PY
     echo "--- carbon-relay log"; tail -n 20 "$dir/relay.log"
     return 1
   fi
+  # carbon-relay flushes its queue to the forwarder before it exits (the chart's preStop sleep
+  # gives it that time in the pod); it would wait forever for a forwarder that is gone.
   kill -TERM "$relay"
+  for _ in $(seq 50); do
+    kill -0 "$relay" 2> /dev/null || break
+    sleep 0.2
+  done
+  kill -KILL "$relay" 2> /dev/null || true
   wait "$relay" || true
   kill -TERM "$fwd"
   wait "$fwd"
