@@ -1,0 +1,316 @@
+{{/*
+Names, labels and the pieces shared by the templates.
+*/}}
+
+{{- define "blueflood-forward.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "blueflood-forward.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "blueflood-forward.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "blueflood-forward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "blueflood-forward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "blueflood-forward.labels" -}}
+helm.sh/chart: {{ include "blueflood-forward.chart" . }}
+{{ include "blueflood-forward.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: {{ .Values.mode }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "blueflood-forward.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "blueflood-forward.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* registry/repository:tag or @digest */}}
+{{- define "blueflood-forward.imageRef" -}}
+{{- $img := .image -}}
+{{- $ref := printf "%s/%s" $img.registry $img.repository | trimPrefix "/" -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $ref $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (toString (default .default $img.tag)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "blueflood-forward.image" -}}
+{{- include "blueflood-forward.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "blueflood-forward.relayImage" -}}
+{{- include "blueflood-forward.imageRef" (dict "image" .Values.relay.image "default" "latest") -}}
+{{- end -}}
+
+{{- define "blueflood-forward.secretName" -}}
+{{- if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecret -}}
+{{- else -}}
+{{- printf "%s-keystone" (include "blueflood-forward.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* True (non-empty) when the forwarder reads the credentials Secret through a mounted directory. */}}
+{{- define "blueflood-forward.mountSecret" -}}
+{{- if and .Values.auth.enabled (eq .Values.auth.source "files") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Seconds between the preStop hook and the end of the shutdown deadline. */}}
+{{- define "blueflood-forward.preStopSleep" -}}
+{{- if eq .Values.mode "sidecar" -}}{{ int .Values.forwarder.preStopSleepSeconds }}{{- else -}}0{{- end -}}
+{{- end -}}
+
+{{- define "blueflood-forward.terminationGracePeriodSeconds" -}}
+{{- $needed := add (int .Values.forwarder.shutdownTimeout) (int (include "blueflood-forward.preStopSleep" .)) -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- add $needed 10 -}}
+{{- else if le (int .Values.terminationGracePeriodSeconds) (int $needed) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than forwarder.shutdownTimeout plus the preStop sleep (%d): Kubernetes would kill the forwarder before it has delivered what it buffered" (int .Values.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- else -}}
+{{- int .Values.terminationGracePeriodSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A TOML value: strings quoted (JSON escapes are valid TOML), whole numbers as integers. */}}
+{{- define "blueflood-forward.tomlValue" -}}
+{{- if kindIs "string" . -}}
+{{- toJson . -}}
+{{- else if kindIs "bool" . -}}
+{{- ternary "true" "false" . -}}
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- if eq (float64 .) (floor .) -}}{{- int64 . -}}{{- else -}}{{- . -}}{{- end -}}
+{{- else if or (kindIs "int" .) (kindIs "int64" .) -}}
+{{- . -}}
+{{- else -}}
+{{- fail (printf "forwarder.config: value %v is not a string, number or boolean" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The keys the chart sets itself; forwarder.config may not set them. */}}
+{{- define "blueflood-forward.managedKeys" -}}
+{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" | toJson -}}
+{{- end -}}
+
+{{/* config.toml of the forwarder. */}}
+{{- define "blueflood-forward.configToml" -}}
+{{- $f := .Values.forwarder -}}
+# blueflood-forward configuration, rendered by the Helm chart {{ include "blueflood-forward.chart" . }}.
+# Keys are those of `blueflood-forward --help` (snake_case). The command line wins over this file.
+{{- if eq .Values.mode "sidecar" }}
+# Only the carbon-relay container of this pod sends here.
+endpoint = {{ printf "tcp:%d:interface=127.0.0.1" (int $f.pickle.port) | toJson }}
+{{- else }}
+endpoint = {{ printf "tcp:%d" (int $f.pickle.port) | toJson }}
+{{- end }}
+{{- if $f.line.enabled }}
+line_endpoint = {{ printf "tcp:%d" (int $f.line.port) | toJson }}
+{{- end }}
+{{- if $f.udp.enabled }}
+udp_endpoint = {{ printf "udp:%d" (int $f.udp.port) | toJson }}
+{{- end }}
+admin_addr = {{ printf "0.0.0.0:%d" (int $f.adminPort) | toJson }}
+blueflood = {{ $f.blueflood | toJson }}
+tenant = {{ $f.tenant | toJson }}
+prefix = {{ $f.prefix | toJson }}
+ttl = {{ int $f.ttl }}
+interval = {{ include "blueflood-forward.tomlValue" $f.interval }}
+shutdown_timeout = {{ include "blueflood-forward.tomlValue" $f.shutdownTimeout }}
+log_format = {{ $f.logFormat | toJson }}
+log_level = {{ $f.logLevel | toJson }}
+{{- if .Values.auth.enabled }}
+# Keystone
+{{- if ne .Values.auth.method "rax-kskey" }}
+auth_method = {{ .Values.auth.method | toJson }}
+{{- end }}
+auth_url = {{ .Values.auth.url | toJson }}
+{{- if eq .Values.auth.method "v3-password" }}
+auth_domain = {{ .Values.auth.domain | toJson }}
+{{- end }}
+{{- if eq .Values.auth.source "files" }}
+# The Secret is mounted as a directory: a rotated Secret shows up here without a restart.
+user_file = {{ printf "%s/%s" (trimSuffix "/" .Values.auth.mountPath) .Values.auth.usernameKey | toJson }}
+key_file = {{ printf "%s/%s" (trimSuffix "/" .Values.auth.mountPath) .Values.auth.apiKeyKey | toJson }}
+{{- else }}
+# Read and watched through the Kubernetes API (namespace: the pod's own).
+secret_name = {{ include "blueflood-forward.secretName" . | toJson }}
+{{- if ne .Values.auth.usernameKey "username" }}
+secret_user_key = {{ .Values.auth.usernameKey | toJson }}
+{{- end }}
+{{- if ne .Values.auth.apiKeyKey "apiKey" }}
+secret_key_key = {{ .Values.auth.apiKeyKey | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $f.config }}
+# forwarder.config
+{{- $managed := include "blueflood-forward.managedKeys" $ | fromJsonArray }}
+{{- range $k, $v := . }}
+{{- if has $k $managed }}
+{{- fail (printf "forwarder.config.%s: this key is set by the chart; use the chart's own value for it" $k) }}
+{{- end }}
+{{ $k }} = {{ include "blueflood-forward.tomlValue" $v }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* carbon.conf of carbon-relay: only the [relay] section is read by carbon-relay. */}}
+{{- define "blueflood-forward.carbonConf" -}}
+# carbon-relay configuration, rendered by the Helm chart {{ include "blueflood-forward.chart" . }}.
+[relay]
+USER =
+STORAGE_DIR = /var/lib/carbon
+LOG_DIR = /var/lib/carbon/log
+PID_DIR = /var/lib/carbon
+LINE_RECEIVER_INTERFACE = 0.0.0.0
+LINE_RECEIVER_PORT = {{ int .Values.relay.linePort }}
+PICKLE_RECEIVER_INTERFACE = 0.0.0.0
+PICKLE_RECEIVER_PORT = {{ int .Values.relay.picklePort }}
+ENABLE_UDP_LISTENER = False
+RELAY_METHOD = rules
+REPLICATION_FACTOR = 1
+# Everything goes to the forwarder beside it, in carbon's pickle protocol.
+DESTINATIONS = 127.0.0.1:{{ int .Values.forwarder.pickle.port }}
+DESTINATION_PROTOCOL = pickle
+{{- range $k, $v := .Values.relay.settings }}
+{{- if has $k (list "DESTINATIONS" "DESTINATION_PROTOCOL" "RELAY_METHOD" "LINE_RECEIVER_PORT" "PICKLE_RECEIVER_PORT" "STORAGE_DIR" "LOG_DIR" "PID_DIR") }}
+{{- fail (printf "relay.settings.%s is set by the chart" $k) }}
+{{- end }}
+{{ $k }} = {{ include "blueflood-forward.tomlValue" $v | trimPrefix "\"" | trimSuffix "\"" }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The forwarder container. This is the named template to reuse in another chart's carbon-relay
+pod: include it with this chart's root context (or a dict with the same Values, Release and
+Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
+*/}}
+{{- define "blueflood-forward.sidecarContainer" -}}
+{{- $f := .Values.forwarder -}}
+- name: blueflood-forward
+  image: {{ include "blueflood-forward.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - --config
+    - /etc/blueflood-forward/config.toml
+    {{- range $f.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+  env:
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
+    {{- with $f.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: pickle
+      containerPort: {{ int $f.pickle.port }}
+      protocol: TCP
+    {{- if $f.line.enabled }}
+    - name: line
+      containerPort: {{ int $f.line.port }}
+      protocol: TCP
+    {{- end }}
+    {{- if $f.udp.enabled }}
+    - name: line-udp
+      containerPort: {{ int $f.udp.port }}
+      protocol: UDP
+    {{- end }}
+    - name: admin
+      containerPort: {{ int $f.adminPort }}
+      protocol: TCP
+  {{- if $f.startupProbe.enabled }}
+  startupProbe:
+    httpGet:
+      path: /livez
+      port: admin
+    periodSeconds: {{ int $f.startupProbe.periodSeconds }}
+    failureThreshold: {{ int $f.startupProbe.failureThreshold }}
+  {{- end }}
+  {{- if $f.livenessProbe.enabled }}
+  livenessProbe:
+    httpGet:
+      path: /livez
+      port: admin
+    periodSeconds: {{ int $f.livenessProbe.periodSeconds }}
+    timeoutSeconds: {{ int $f.livenessProbe.timeoutSeconds }}
+    failureThreshold: {{ int $f.livenessProbe.failureThreshold }}
+  {{- end }}
+  {{- if $f.readinessProbe.enabled }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: admin
+    periodSeconds: {{ int $f.readinessProbe.periodSeconds }}
+    timeoutSeconds: {{ int $f.readinessProbe.timeoutSeconds }}
+    failureThreshold: {{ int $f.readinessProbe.failureThreshold }}
+  {{- end }}
+  {{- $sleep := int (include "blueflood-forward.preStopSleep" .) }}
+  {{- if gt $sleep 0 }}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ $sleep }}
+  {{- end }}
+  resources:
+    {{- toYaml $f.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $f.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: forwarder-config
+      mountPath: /etc/blueflood-forward/config.toml
+      subPath: config.toml
+      readOnly: true
+    {{- if include "blueflood-forward.mountSecret" . }}
+    # The whole Secret as a directory (no subPath): kubelet swaps in rotated keys.
+    - name: keystone
+      mountPath: {{ .Values.auth.mountPath }}
+      readOnly: true
+    {{- end }}
+    - name: tmp
+      mountPath: /tmp
+    {{- with $f.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* The volumes the forwarder container needs. */}}
+{{- define "blueflood-forward.sidecarVolumes" -}}
+- name: forwarder-config
+  configMap:
+    name: {{ include "blueflood-forward.fullname" . }}-config
+{{- if include "blueflood-forward.mountSecret" . }}
+- name: keystone
+  secret:
+    secretName: {{ include "blueflood-forward.secretName" . }}
+    defaultMode: 0440
+{{- end }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end -}}

@@ -1,0 +1,96 @@
+"""Renders the chart with `helm template` and hands the parsed manifests to the tests.
+
+HELM names the helm binary (scripts/check-deploy.sh sets it); BLUEFLOOD_FORWARD_BIN, when set,
+names a built forwarder whose --help the rendered configuration keys are checked against.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+CHART = pathlib.Path(__file__).resolve().parents[1]
+REPO = CHART.parents[1]
+
+
+def helm_bin():
+    helm = os.environ.get("HELM") or shutil.which("helm")
+    if not helm:
+        pytest.skip("helm not found: set HELM (scripts/check-deploy.sh does)")
+    return helm
+
+
+class Rendered:
+    def __init__(self, docs):
+        self.docs = [d for d in docs if d]
+
+    def kinds(self):
+        return sorted(d["kind"] for d in self.docs)
+
+    def all(self, kind):
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind, name_suffix=""):
+        found = [d for d in self.all(kind) if d["metadata"]["name"].endswith(name_suffix)]
+        assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[d['metadata']['name'] for d in found]}"
+        return found[0]
+
+    @property
+    def deployment(self):
+        return self.one("Deployment")
+
+    @property
+    def pod(self):
+        return self.deployment["spec"]["template"]["spec"]
+
+    def container(self, name):
+        (c,) = [c for c in self.pod["containers"] if c["name"] == name]
+        return c
+
+    @property
+    def config_toml(self):
+        return self.one("ConfigMap", "-config")["data"]["config.toml"]
+
+    @property
+    def config(self):
+        """config.toml as a dict (top-level keys only: that is all the file has)."""
+        import tomllib
+
+        return tomllib.loads(self.config_toml)
+
+
+def render(*values_files, sets=(), release="bf", namespace="graphite", expect_ok=True):
+    cmd = [helm_bin(), "template", release, str(CHART), "--namespace", namespace]
+    for f in values_files:
+        cmd += ["-f", str(CHART / "ci" / f) if "/" not in f else f]
+    for s in sets:
+        cmd += ["--set", s]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if not expect_ok:
+        assert p.returncode != 0, f"helm template should have failed: {' '.join(cmd)}"
+        return p.stderr
+    assert p.returncode == 0, p.stderr
+    return Rendered(list(yaml.safe_load_all(p.stdout)))
+
+
+# The renders every test may use: both modes with defaults, both CI value files, every option.
+RENDERS = {
+    "sidecar-default": ((), ()),
+    "standalone-default": ((), ("mode=standalone",)),
+    "sidecar": (("sidecar-values.yaml",), ()),
+    "standalone": (("standalone-values.yaml",), ()),
+    "all-options": (("all-options-values.yaml",), ()),
+}
+
+
+@pytest.fixture(scope="session")
+def renders():
+    return {name: render(*files, sets=sets) for name, (files, sets) in RENDERS.items()}
+
+
+@pytest.fixture(params=sorted(RENDERS))
+def each(request, renders):
+    return request.param, renders[request.param]

@@ -1,0 +1,371 @@
+"""Assertions on `helm template` output: what the chart promises in its README."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import render
+
+FORWARDER = "blueflood-forward"
+RELAY = "carbon-relay"
+
+
+def port_of(container, name):
+    (p,) = [p for p in container["ports"] if p["name"] == name]
+    return p["containerPort"]
+
+
+# ---------------------------------------------------------------- credentials
+
+
+@pytest.mark.parametrize("name", ["sidecar", "standalone"])
+def test_secret_is_mounted_as_a_directory(renders, name):
+    r = renders[name]
+    fwd = r.container(FORWARDER)
+    (mount,) = [m for m in fwd["volumeMounts"] if m["name"] == "keystone"]
+    assert "subPath" not in mount and "subPathExpr" not in mount, "subPath never sees a rotated Secret"
+    assert mount["mountPath"] == "/etc/blueflood-forward/keystone"
+    assert mount.get("readOnly") is True
+    (vol,) = [v for v in r.pod["volumes"] if v["name"] == "keystone"]
+    assert vol["secret"]["secretName"] == "blueflood-forward-keystone"
+    assert "items" not in vol["secret"], "items would pin keys; the whole Secret is mounted"
+    cfg = r.config
+    assert cfg["user_file"] == "/etc/blueflood-forward/keystone/username"
+    assert cfg["key_file"] == "/etc/blueflood-forward/keystone/apiKey"
+    assert "key" not in cfg and "user" not in cfg
+    # rax-kskey is the forwarder's default method: not written, so the original's
+    # -u/--key-file behaviour needs no newer option.
+    assert "auth_method" not in cfg
+    assert cfg["auth_url"] == "https://identity.api.rackspacecloud.com/v2.0/tokens"
+    # The Secret's content is not in the pod template: rotation must not roll the pods.
+    assert not any("checksum/secret" in k for k in r.deployment["spec"]["template"]["metadata"]["annotations"])
+
+
+def test_no_volume_anywhere_uses_subpath_for_a_secret(each):
+    _, r = each
+    secret_volumes = {v["name"] for v in r.pod["volumes"] if "secret" in v}
+    for c in r.pod["containers"]:
+        for m in c.get("volumeMounts", []):
+            if m["name"] in secret_volumes:
+                assert "subPath" not in m, (c["name"], m)
+
+
+def test_no_auth_by_default(renders):
+    for name in ("sidecar-default", "standalone-default"):
+        r = renders[name]
+        assert "keystone" not in {v["name"] for v in r.pod["volumes"]}
+        assert not r.all("Secret")
+        assert not {"user_file", "key_file", "secret_name", "auth_method"} & set(r.config)
+
+
+def test_chart_created_secret_is_for_testing_and_api_source(renders):
+    r = renders["all-options"]
+    secret = r.one("Secret")
+    assert set(secret["data"]) == {"user", "password"}
+    cfg = r.config
+    assert cfg["secret_name"] == secret["metadata"]["name"]
+    assert cfg["auth_method"] == "v3-password" and cfg["auth_domain"] == "Example"
+    assert cfg["secret_user_key"] == "user" and cfg["secret_key_key"] == "password"
+    # API source: nothing mounted, the token is mounted for the API client.
+    assert "keystone" not in {v["name"] for v in r.pod["volumes"]}
+    assert r.pod["automountServiceAccountToken"] is True
+    env = {e["name"]: e for e in r.container(FORWARDER)["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+def test_auth_needs_a_secret():
+    err = render(sets=("auth.enabled=true",), expect_ok=False)
+    assert "auth.existingSecret" in err
+
+
+# ---------------------------------------------------------------- RBAC
+
+
+def test_rbac_role_names_only_the_one_secret(renders):
+    r = renders["all-options"]
+    role = r.one("Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [r.one("Secret")["metadata"]["name"]],
+            "verbs": ["get", "watch"],
+        }
+    ]
+    binding = r.one("RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    sa = r.one("ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "graphite"}]
+    assert r.pod["serviceAccountName"] == sa["metadata"]["name"]
+    assert not r.all("ClusterRole") and not r.all("ClusterRoleBinding")
+
+
+def test_rbac_off_by_default(each):
+    name, r = each
+    if name == "all-options":
+        return
+    assert not r.all("Role") and not r.all("RoleBinding")
+    assert r.pod["automountServiceAccountToken"] is False
+    assert r.one("ServiceAccount")["automountServiceAccountToken"] is False
+
+
+def test_api_source_without_rbac_is_refused():
+    err = render(
+        sets=("auth.enabled=true", "auth.existingSecret=s", "auth.source=kubernetes-api"), expect_ok=False
+    )
+    assert "rbac.create" in err
+
+
+# ---------------------------------------------------------------- probes and ports
+
+
+def test_probes_use_the_admin_endpoints(each):
+    _, r = each
+    fwd = r.container(FORWARDER)
+    admin = port_of(fwd, "admin")
+    assert r.config["admin_addr"] == f"0.0.0.0:{admin}"
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+        get = fwd[probe]["httpGet"]
+        assert get["path"] == path, probe
+        assert get["port"] in ("admin", admin), probe
+    svc = r.one("Service")
+    (svc_admin,) = [p for p in svc["spec"]["ports"] if p["name"] == "admin"]
+    assert svc_admin["targetPort"] == "admin"
+
+
+def test_default_ports(renders):
+    fwd = renders["standalone"].container(FORWARDER)
+    assert port_of(fwd, "pickle") == 2004
+    assert port_of(fwd, "line") == 2003
+    assert port_of(fwd, "admin") == 8080
+    udp = [p for p in fwd["ports"] if p["name"] == "line-udp"][0]
+    assert udp == {"name": "line-udp", "containerPort": 2003, "protocol": "UDP"}
+    cfg = renders["standalone"].config
+    assert cfg["endpoint"] == "tcp:2004"
+    assert cfg["line_endpoint"] == "tcp:2003"
+    assert cfg["udp_endpoint"] == "udp:2003"
+
+
+# ---------------------------------------------------------------- sidecar wiring
+
+
+@pytest.mark.parametrize("name", ["sidecar-default", "sidecar"])
+def test_carbon_relay_sends_pickle_to_the_forwarder(renders, name):
+    r = renders[name]
+    assert [c["name"] for c in r.pod["containers"]] == [RELAY, FORWARDER]
+    relay_cm = r.one("ConfigMap", "-relay")["data"]
+    conf = relay_cm["carbon.conf"]
+    assert re.search(r"^\[relay\]$", conf, re.M)
+    assert re.search(r"^DESTINATIONS = 127\.0\.0\.1:2004$", conf, re.M)
+    assert re.search(r"^DESTINATION_PROTOCOL = pickle$", conf, re.M)
+    assert re.search(r"^destinations = 127\.0\.0\.1:2004$", relay_cm["relay-rules.conf"], re.M)
+    assert "storage-schemas.conf" in relay_cm
+    # The forwarder listens for pickle on that port, on loopback only.
+    assert r.config["endpoint"] == "tcp:2004:interface=127.0.0.1"
+    fwd = r.container(FORWARDER)
+    assert port_of(fwd, "pickle") == 2004
+    # The relay's own ports do not collide with the forwarder's (one network namespace).
+    relay = r.container(RELAY)
+    relay_ports = {p["containerPort"] for p in relay["ports"]}
+    assert relay_ports.isdisjoint({p["containerPort"] for p in fwd["ports"]})
+    mounts = {m["name"]: m for m in relay["volumeMounts"]}
+    assert mounts["relay-config"]["mountPath"] == "/etc/carbon"
+    assert "--config=/etc/carbon/carbon.conf" in relay["command"]
+    # The Service exposes carbon-relay's ports to the cluster as 2003/2004.
+    ports = {p["name"]: p for p in r.one("Service")["spec"]["ports"]}
+    assert ports["carbon-line"]["port"] == 2003 and ports["carbon-line"]["targetPort"] == "relay-line"
+    assert ports["carbon-pickle"]["port"] == 2004 and ports["carbon-pickle"]["targetPort"] == "relay-pickle"
+    # The relay flushes before the forwarder stops listening.
+    assert fwd["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
+
+
+@pytest.mark.parametrize("name", ["standalone-default", "standalone"])
+def test_standalone_is_the_forwarder_alone(renders, name):
+    r = renders[name]
+    assert [c["name"] for c in r.pod["containers"]] == [FORWARDER]
+    assert not [cm for cm in r.all("ConfigMap") if cm["metadata"]["name"].endswith("-relay")]
+    assert r.config["endpoint"] == "tcp:2004"
+    ports = {p["name"]: p for p in r.one("Service")["spec"]["ports"]}
+    assert ports["carbon-pickle"]["targetPort"] == "pickle"
+    assert "lifecycle" not in r.container(FORWARDER)
+
+
+def test_sidecar_port_collisions_are_refused():
+    err = render(sets=("relay.picklePort=2004",), expect_ok=False)
+    assert "share the pod's network" in err
+
+
+# ---------------------------------------------------------------- pod hardening
+
+
+def assert_restricted(ctx, where):
+    assert ctx["runAsNonRoot"] is True, where
+    assert ctx["readOnlyRootFilesystem"] is True, where
+    assert ctx["allowPrivilegeEscalation"] is False, where
+    assert ctx["capabilities"]["drop"] == ["ALL"], where
+    assert "add" not in ctx["capabilities"], where
+    assert ctx["seccompProfile"]["type"] == "RuntimeDefault", where
+    assert ctx.get("privileged", False) is False, where
+    assert ctx["runAsUser"] != 0, where
+
+
+def test_security_context(each):
+    name, r = each
+    pod_ctx = r.pod["securityContext"]
+    assert pod_ctx["runAsNonRoot"] is True
+    assert pod_ctx["seccompProfile"]["type"] == "RuntimeDefault"
+    for c in r.pod["containers"]:
+        assert_restricted(c["securityContext"], f"{name}/{c['name']}")
+    assert not r.pod.get("hostNetwork") and not r.pod.get("hostPID") and not r.pod.get("hostIPC")
+
+
+def test_writable_paths_are_volumes(each):
+    _, r = each
+    volumes = {v["name"]: v for v in r.pod["volumes"]}
+    for c in r.pod["containers"]:
+        tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+        assert tmp and "emptyDir" in volumes[tmp[0]["name"]], c["name"]
+        assert volumes[tmp[0]["name"]]["emptyDir"]["sizeLimit"]
+    if RELAY in [c["name"] for c in r.pod["containers"]]:
+        assert volumes["relay-state"]["emptyDir"]["sizeLimit"]
+
+
+def test_resources_have_requests_and_limits(each):
+    _, r = each
+    for c in r.pod["containers"]:
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(c["resources"][kind]), (c["name"], kind)
+
+
+def test_images(renders):
+    assert renders["sidecar-default"].container(FORWARDER)["image"] == "ghcr.io/blueflood-forward/blueflood-forward:0.1.0"
+    img = renders["all-options"].container(FORWARDER)["image"]
+    assert img == "registry.example.com/mirror/blueflood-forward@sha256:" + "0123456789abcdef" * 4
+
+
+# ---------------------------------------------------------------- shutdown
+
+
+def test_grace_period_exceeds_shutdown_timeout(each):
+    _, r = each
+    cfg = r.config
+    fwd = r.container(FORWARDER)
+    sleep = fwd.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    assert r.pod["terminationGracePeriodSeconds"] > cfg["shutdown_timeout"] + sleep
+
+
+def test_short_grace_period_is_refused():
+    err = render(sets=("terminationGracePeriodSeconds=25",), expect_ok=False)
+    assert "must be greater than forwarder.shutdownTimeout" in err
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_checksum_follows_the_config():
+    a = render(sets=("forwarder.tenant=a",)).deployment["spec"]["template"]["metadata"]["annotations"]
+    b = render(sets=("forwarder.tenant=b",)).deployment["spec"]["template"]["metadata"]["annotations"]
+    assert a["checksum/config"] != b["checksum/config"]
+    c = render(sets=("auth.enabled=true", "auth.createSecret=true", "auth.username=u", "auth.apiKey=k1"))
+    d = render(sets=("auth.enabled=true", "auth.createSecret=true", "auth.username=u", "auth.apiKey=k2"))
+    ca = c.deployment["spec"]["template"]["metadata"]["annotations"]
+    da = d.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert ca == da, "a new key must not roll the pods"
+
+
+def test_config_is_passed_with_config_flag(each):
+    _, r = each
+    fwd = r.container(FORWARDER)
+    assert fwd["args"][:2] == ["--config", "/etc/blueflood-forward/config.toml"]
+    (m,) = [m for m in fwd["volumeMounts"] if m["name"] == "forwarder-config"]
+    assert m["mountPath"] == "/etc/blueflood-forward/config.toml"
+
+
+def test_no_spool_until_issue_6(each):
+    _, r = each
+    assert not [k for k in r.config if "spool" in k]
+    assert not [a for a in r.container(FORWARDER)["args"] if "spool" in a]
+
+
+def test_extra_config_keys_are_rendered(renders):
+    cfg = renders["all-options"].config
+    assert cfg["buffer_bytes"] == "128MiB"
+    assert cfg["concurrency"] == 8 and isinstance(cfg["concurrency"], int)
+    assert cfg["retry_initial"] == 0.5
+    assert cfg["overwrite_collection_timestamp"] is False
+
+
+def test_managed_keys_cannot_be_overridden():
+    err = render(sets=("forwarder.config.endpoint=tcp:1",), expect_ok=False)
+    assert "set by the chart" in err
+
+
+def test_schema_is_enforced():
+    assert "value must be one of" in render(sets=("mode=daemonset",), expect_ok=False)
+    assert "propertyName" in render(sets=("forwarder.config.BadKey=1",), expect_ok=False)
+    assert "additional properties" in render(sets=("spool.enabled=true",), expect_ok=False).lower()
+
+
+def test_config_keys_are_known_to_the_binary(renders):
+    """Every key the chart writes must be a real option (an unknown key makes the binary exit 64)."""
+    binary = os.environ.get("BLUEFLOOD_FORWARD_BIN")
+    if not binary:
+        pytest.skip("BLUEFLOOD_FORWARD_BIN not set")
+    help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
+    flags = set(re.findall(r"--([a-z][a-z0-9-]*)", help_text))
+    unknown = {}
+    for name, r in renders.items():
+        for key in r.config:
+            if key.replace("_", "-") not in flags:
+                unknown.setdefault(key, []).append(name)
+    assert not unknown, f"config keys the binary does not know (yet): {unknown}"
+
+
+# ---------------------------------------------------------------- optional resources
+
+
+def test_optional_resources_off_by_default(renders):
+    for name in ("sidecar-default", "standalone-default", "sidecar", "standalone"):
+        kinds = set(renders[name].kinds())
+        assert not kinds & {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"}, name
+
+
+def test_service_monitor(renders):
+    sm = renders["all-options"].one("ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "admin" and ep["path"] == "/metrics"
+    assert sm["spec"]["selector"]["matchLabels"] == renders["all-options"].deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_pdb(renders):
+    r = renders["all-options"]
+    pdb = r.one("PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == r.deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_network_policy_carbon_from_cluster_admin_from_monitoring():
+    r = render(sets=("networkPolicy.enabled=true",))
+    np = r.one("NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    carbon, admin = np["spec"]["ingress"]
+    assert carbon["from"] == [{"namespaceSelector": {}}]
+    assert {p["port"] for p in carbon["ports"]} == {2013, 2014}  # the relay's ports in sidecar mode
+    assert admin["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert admin["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    s = render(sets=("networkPolicy.enabled=true", "mode=standalone", "forwarder.line.enabled=true"))
+    carbon, _ = s.one("NetworkPolicy")["spec"]["ingress"]
+    assert {p["port"] for p in carbon["ports"]} == {2003, 2004}
+
+
+def test_labels_and_selectors(each):
+    _, r = each
+    sel = r.deployment["spec"]["selector"]["matchLabels"]
+    assert r.deployment["spec"]["template"]["metadata"]["labels"].items() >= sel.items()
+    assert r.one("Service")["spec"]["selector"] == sel
+    for d in r.docs:
+        assert d["metadata"]["namespace"] == "graphite", d["metadata"]["name"]
