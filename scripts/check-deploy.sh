@@ -361,7 +361,7 @@ for doc in yaml.safe_load_all(open(rendered)):
             text = text.replace("/etc/blueflood-forward/keystone", f"{d}/keystone")
             open(f"{d}/etc/{name}", "w").write(text)
 PY
-  : > "$dir/keystone/username" # an empty user: no Keystone login
+  echo e2e-user > "$dir/keystone/username" # --dry-run: no Keystone login happens
   echo key > "$dir/keystone/apiKey"
   "$bin" --config "$dir/etc/config.toml" --dry-run --interval 1 > "$dir/forwarder.out" 2> "$dir/forwarder.err" &
   fwd=$!
