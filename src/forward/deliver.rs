@@ -153,6 +153,7 @@ impl DeliveryContext {
                     match verdict {
                         Verdict::Stored | Verdict::ProbablyStored => {
                             self.ledger.delivered(n as u64);
+                            tracing::debug!(datapoints = n, status = answer.status, "delivered");
                             return true;
                         }
                         Verdict::PartiallyRejected(rejected) => {
