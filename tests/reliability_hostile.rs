@@ -216,7 +216,7 @@ async fn hostile_names_and_values_are_dropped_or_passed_exactly() {
         format!("v.inf inf {ts}").into_bytes(), // nan
         format!("v.ninf -Infinity {ts}").into_bytes(), // nan
         format!("v.bool True {ts}").into_bytes(), // decode_error (bad_value)
-        format!("v.ts 1 yesterday").into_bytes(), // decode_error (bad_timestamp)
+        b"v.ts 1 yesterday".to_vec(),          // decode_error (bad_timestamp)
         format!("v.four 1 {ts} extra").into_bytes(), // decode_error (field_count)
         format!("nul.\0.name 1 {ts}").into_bytes(), // delivered, name as sent
         format!("ok.line 2.5 {ts}").into_bytes(), // delivered
