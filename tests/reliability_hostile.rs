@@ -353,7 +353,15 @@ async fn udp_garbage_is_counted_and_good_datagrams_served() {
         rng ^= rng << 17;
         rng
     };
-    // 200 random datagrams of up to 1400 bytes (no newline inside: each is one bad line).
+    // The single datagrams that matter go first, while the socket buffer is empty.
+    sock.send_to(&[], c.udp).await.expect("empty datagram");
+    // A 60,000-byte datagram with no newline: over max_line_bytes.
+    sock.send_to(&vec![b'z'; 60_000], c.udp).await.expect("big");
+    // Good lines mixed with garbage in one datagram.
+    let mixed = format!("udp.a 1 {ts}\n\x01\x02garbage\nudp.b 2 {ts}\n");
+    sock.send_to(mixed.as_bytes(), c.udp).await.expect("mixed");
+    // 200 random datagrams of up to 1400 bytes (no newline inside: each is one bad line),
+    // paced so that the receive buffer does not overflow.
     for _ in 0..200 {
         let len = (next() % 1400) as usize + 1;
         let d: Vec<u8> = (0..len)
@@ -363,13 +371,8 @@ async fn udp_garbage_is_counted_and_good_datagrams_served() {
             })
             .collect();
         sock.send_to(&d, c.udp).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    sock.send_to(&[], c.udp).await.expect("empty datagram");
-    // A 60,000-byte datagram with no newline: over max_line_bytes.
-    sock.send_to(&vec![b'z'; 60_000], c.udp).await.expect("big");
-    // Good lines mixed with garbage in one datagram.
-    let mixed = format!("udp.a 1 {ts}\n\x01\x02garbage\nudp.b 2 {ts}\n");
-    sock.send_to(mixed.as_bytes(), c.udp).await.expect("mixed");
     assert!(
         bf.wait_for_stored(2, WAIT).await,
         "{case}: good UDP lines lost"
@@ -387,11 +390,17 @@ async fn udp_garbage_is_counted_and_good_datagrams_served() {
     );
     let udp = metric(&mets, "datapoints_received_total{protocol=\"line_udp\"}");
     let dec = metric(&mets, "datapoints_dropped_total{reason=\"decode_error\"}");
-    // Random datagrams (loopback does not lose them) are bad lines; the garbage line too.
+    // Every line received over UDP but the two good ones is a decode error (the random
+    // datagrams and the garbage line); UDP may lose a datagram, so count from what arrived.
+    assert!(udp >= 3, "{case}: received over UDP {udp}; {s:#}");
     assert_eq!(
-        dec, 201,
+        dec,
+        udp - 2,
         "{case}: decode_error; received over UDP {udp}; {s:#}"
     );
+    if udp < 203 {
+        eprintln!("{case}: {} random datagrams lost by the socket", 203 - udp);
+    }
     good_sender_still_served(&c, &bf, "good", 5).await;
     close_books(c, udp + 10).await;
 }
