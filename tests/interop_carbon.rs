@@ -1,6 +1,7 @@
 //! Interop with the real thing: Graphite's own `carbon-relay` (from PyPI, in a virtualenv made by
-//! `scripts/interop-carbon.sh`) relaying plaintext lines to the forwarder over the pickle
-//! protocol, and pickles written by this machine's Python 3 `pickle.dumps` at every protocol.
+//! `scripts/interop-carbon.sh`) relaying plaintext lines and Python-written pickles (received
+//! on its line and pickle ports) to the forwarder over the pickle protocol; and pickles written
+//! by this machine's Python 3 `pickle.dumps` at every protocol sent straight to the forwarder.
 //! Every datapoint must reach the Blueflood double with the right name (prefix applied), value
 //! and integer-millisecond timestamp.
 //!
@@ -112,17 +113,13 @@ fn python() -> Option<PathBuf> {
     ok.then(|| "python3".into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python3_pickle_dumps_at_every_protocol_is_delivered_exactly() {
-    let Some(py) = python() else {
-        return skip("no python3 on the PATH (set BFF_PYTHON)");
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let now = now_s();
-    let out = Command::new(&py)
+/// Runs `scripts/interop_pickles.py` with `py` into `dir`; returns, per protocol, the stream
+/// and the datapoints expected at the double (prefix `pre.` applied).
+fn python_pickles(py: &Path, dir: &Path) -> Vec<(u32, Vec<u8>, Vec<Expected>)> {
+    let out = Command::new(py)
         .arg(manifest().join("scripts/interop_pickles.py"))
-        .arg(dir.path())
-        .arg(now.to_string())
+        .arg(dir)
+        .arg(now_s().to_string())
         .output()
         .expect("run scripts/interop_pickles.py");
     assert!(
@@ -130,30 +127,41 @@ async fn python3_pickle_dumps_at_every_protocol_is_delivered_exactly() {
         "interop_pickles.py failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut protocols = 0;
+    let mut streams = Vec::new();
     for proto in 0..=9 {
-        let bin = dir.path().join(format!("proto{proto}.bin"));
+        let bin = dir.join(format!("proto{proto}.bin"));
         if !bin.exists() {
             break;
         }
-        protocols += 1;
+        let expected = std::fs::read_to_string(dir.join(format!("proto{proto}.expected.jsonl")))
+            .expect("expected")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                Expected {
+                    name: format!("pre.{}", v["metricName"].as_str().expect("name")),
+                    value: v["value"].as_f64().expect("value"),
+                    ts_ms: (v["timestamp"].as_f64().expect("ts") * 1000.0) as i64,
+                }
+            })
+            .collect();
+        streams.push((proto, std::fs::read(&bin).expect("stream"), expected));
+    }
+    streams
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python3_pickle_dumps_at_every_protocol_is_delivered_exactly() {
+    let Some(py) = python() else {
+        return skip("no python3 on the PATH (set BFF_PYTHON)");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let streams = python_pickles(&py, dir.path());
+    let protocols = streams.len();
+    for (proto, stream, expected) in streams {
         let case = format!("Python 3 pickle.dumps protocol {proto}");
-        let expected: Vec<Expected> =
-            std::fs::read_to_string(dir.path().join(format!("proto{proto}.expected.jsonl")))
-                .expect("expected")
-                .lines()
-                .map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).expect("json");
-                    Expected {
-                        name: format!("pre.{}", v["metricName"].as_str().expect("name")),
-                        value: v["value"].as_f64().expect("value"),
-                        ts_ms: (v["timestamp"].as_f64().expect("ts") * 1000.0) as i64,
-                    }
-                })
-                .collect();
         let bf = BluefloodDouble::start().await;
         let f = Forwarder::start(settings(&bf.url())).await;
-        let stream = std::fs::read(&bin).expect("stream");
         support::send_tcp(f.addr(Protocol::Pickle), &stream).await;
         let s = f.settle(expected.len() as u64, WAIT).await;
         assert_eq!(
@@ -244,7 +252,7 @@ async fn wait_listening(port: u16, relay: &mut KillOnDrop, log: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_carbon_relay_relays_line_traffic_to_blueflood_exactly() {
+async fn real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly() {
     let Some(venv) = carbon_venv() else {
         return skip(
             "no carbon virtualenv (.cache/carbon-venv or BFF_CARBON_VENV): run scripts/interop-carbon.sh",
@@ -307,6 +315,14 @@ async fn real_carbon_relay_relays_line_traffic_to_blueflood_exactly() {
         )
         .await;
     }
+    // Pickles from Python's own pickle.dumps (every protocol) into the relay's pickle
+    // receiver: carbon-relay unpickles them and pickles them again for the forwarder.
+    let pydir = tempfile::tempdir().expect("tempdir");
+    for (_, stream, exp) in python_pickles(&venv.join("bin/python"), pydir.path()) {
+        support::send_tcp(SocketAddr::from(([127, 0, 0, 1], pickle_port)), &stream).await;
+        expected.extend(exp);
+    }
+    let n = expected.len();
     if !bf.wait_for_stored(n, WAIT).await {
         panic!(
             "carbon-relay interop: {} of {n} datapoints stored after {WAIT:?}; ledger {:#?}; relay log:\n{}",
