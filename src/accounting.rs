@@ -115,6 +115,7 @@ pub struct Ledger {
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     connections_open: AtomicU64,
+    connections_idle_closed: AtomicU64,
     requests_in_flight: AtomicU64,
     /// Unix milliseconds of the last request Blueflood stored (0 = never).
     last_success_ms: AtomicU64,
@@ -231,6 +232,10 @@ impl Ledger {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
+    pub fn connection_idle_closed(&self) {
+        self.connections_idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -253,6 +258,7 @@ impl Ledger {
             connections_accepted: load(&self.connections_accepted),
             connections_refused: load(&self.connections_refused),
             connections_open: load(&self.connections_open),
+            connections_idle_closed: load(&self.connections_idle_closed),
             requests_in_flight: load(&self.requests_in_flight),
         }
     }
@@ -276,6 +282,7 @@ pub struct LedgerSnapshot {
     pub connections_accepted: u64,
     pub connections_refused: u64,
     pub connections_open: u64,
+    pub connections_idle_closed: u64,
     pub requests_in_flight: u64,
 }
 

@@ -142,6 +142,26 @@ impl ConnectionRefused {
     }
 }
 
+/// A connection closed because it completed no frame or line for `idle_timeout`.
+pub struct ConnectionIdle {
+    pub peer: SocketAddr,
+    pub idle: Duration,
+}
+
+impl ConnectionIdle {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.connection_idle_closed();
+        if let Some(suppressed) = limits.refused.check() {
+            tracing::info!(
+                peer = %self.peer,
+                idle_s = self.idle.as_secs_f64(),
+                suppressed,
+                "closing connection: no complete frame or line within the idle timeout"
+            );
+        }
+    }
+}
+
 /// Points that left the buffer and will never be delivered.
 pub struct InFlightDropped<'a> {
     pub reason: DropReason,

@@ -453,10 +453,6 @@ async fn silent_senders_are_closed_by_the_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a sender that trickles one byte every 0.5 s is never closed: --idle-timeout \
-            restarts on every read (src/ingest/tcp.rs:176-184, a timeout around each read_buf), \
-            and no deadline bounds a whole line or frame, so slowloris senders can hold every \
-            --max-connections slot indefinitely"]
 async fn trickling_slowloris_senders_are_eventually_closed() {
     let case = "slowloris: one byte every 0.5 s with --idle-timeout 1";
     let bf = BluefloodDouble::start().await;

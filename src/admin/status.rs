@@ -64,6 +64,7 @@ pub struct ConnectionStatus {
     pub open: u64,
     pub accepted: u64,
     pub refused: u64,
+    pub idle_closed: u64,
 }
 
 impl Status {
@@ -123,6 +124,7 @@ impl Status {
                 open: l.connections_open,
                 accepted: l.connections_accepted,
                 refused: l.connections_refused,
+                idle_closed: l.connections_idle_closed,
             },
             auth,
         }

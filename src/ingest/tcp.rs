@@ -3,8 +3,8 @@
 //! Bounds: `max_connections` open connections over all listeners (more are accepted and closed
 //! at once, counted); a pickle length header above `max_frame_bytes` closes the connection
 //! before the frame is read (its stream can no longer be trusted to be in sync); a line above
-//! `max_line_bytes` is skipped up to its newline; a connection silent for `idle_timeout` is
-//! closed. At shutdown the listener stops accepting and each connection reads what is already
+//! `max_line_bytes` is skipped up to its newline; a connection that completes no frame or line
+//! for `idle_timeout` (silent, or trickling bytes) is closed and counted. At shutdown the listener stops accepting and each connection reads what is already
 //! waiting in its socket, for at most `DRAIN_MAX`, before closing.
 
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::IngestContext;
 use crate::accounting::BadInput;
 use crate::config::settings::Protocol;
-use crate::events::{BadInputReceived, ConnectionRefused};
+use crate::events::{BadInputReceived, ConnectionIdle, ConnectionRefused};
 use crate::model::Datapoint;
 use crate::protocol::{line, pickle};
 
@@ -98,6 +98,8 @@ struct Connection<'a> {
     buf: BytesMut,
     decoded: Vec<Datapoint>,
     limits: pickle::PickleLimits,
+    /// When the last complete frame or line arrived (or the connection opened).
+    last_frame: Instant,
 }
 
 enum Step {
@@ -140,6 +142,7 @@ impl<'a> Connection<'a> {
             buf: BytesMut::with_capacity(READ_CHUNK),
             decoded: Vec::new(),
             limits,
+            last_frame: Instant::now(),
         }
     }
 
@@ -174,12 +177,15 @@ impl<'a> Connection<'a> {
                     }
                 }
                 None => {
+                    // Measured from the last complete frame or line, not the last byte: a
+                    // sender trickling one byte at a time must not hold a connection forever.
                     let idle = self.ctx.settings.idle_timeout;
+                    let deadline = tokio::time::Instant::from_std(self.last_frame + idle);
                     tokio::select! {
-                        r = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)) => match r {
+                        r = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)) => match r {
                             Ok(r) => r,
                             Err(_) => {
-                                tracing::info!(peer = %self.peer, idle_s = idle.as_secs(), "closing idle connection");
+                                ConnectionIdle { peer: self.peer, idle }.emit(&self.ctx.ledger, &self.ctx.logs);
                                 break;
                             }
                         },
@@ -226,6 +232,9 @@ impl<'a> Connection<'a> {
                     .map(|f| f.map(Frame::Line))
                     .map_err(line_err),
             };
+            if let Ok(Some(_)) = &next {
+                self.last_frame = Instant::now();
+            }
             match next {
                 Ok(Some(Frame::Pickle(frame))) => self.pickle_frame(&frame),
                 Ok(Some(Frame::Line(l))) => self.line(&l),

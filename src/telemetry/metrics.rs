@@ -242,6 +242,12 @@ impl Collector for LedgerCollector {
         )?;
         counter(
             &mut enc,
+            "connections_idle_closed",
+            "TCP connections closed after no complete frame or line for the idle timeout",
+            s.connections_idle_closed,
+        )?;
+        counter(
+            &mut enc,
             "connections_refused",
             "TCP connections refused at the connection limit",
             s.connections_refused,
