@@ -81,21 +81,21 @@ async fn queued_faults(case: &str, faults: Vec<Fault>, extra: &[&str]) -> Bluefl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blueflood_down_10s_then_back_loses_nothing() {
-    // The issue asks for 60 s; 10 s exercises the same path (connection refused/reset, backoff
-    // capped at --retry-max 0.5, data kept) within the suite's time budget.
-    let case = "Blueflood down 10 s then back";
+async fn blueflood_down_60s_then_back_loses_nothing() {
+    // The full minute the issue asks for, with load throughout (backoff capped at
+    // --retry-max 0.5, data kept).
+    let case = "Blueflood down 60 s then back";
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
     let c = spawn(case, &bf.url(), &[]);
     let load = tokio::spawn(line_load(
         c.line,
         "down",
-        60,
+        310,
         100,
         Duration::from_millis(200),
     ));
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
     let during = c.status().await;
     assert_eq!(bf.stored_count(), 0, "{case}: stored while down");
     assert!(
