@@ -29,6 +29,9 @@
 #   RATE=R            total send rate, datapoints per second (default 200000, which Graphite's
 #                     carbon-relay can keep up with on 2 cores; 0 = as fast as possible)
 #   TIMEOUT=S         seconds to wait for delivery per variant (default 180)
+#   STALL=S           stop waiting once the sink's count has not moved for S seconds (default
+#                     10; a relay that dropped part of the traffic is then reported as is, its
+#                     wall time ending at the last datapoint counted)
 #   VARIANTS="..."    which variants, in order (default "ours-gzip1 ours-none ours-line c-relay
 #                     carbon-relay"); ones whose relay is not installed are skipped with a note
 #   BIN=PATH          the forwarder binary (default $CARGO_TARGET_DIR/release/blueflood-forward)
@@ -45,6 +48,7 @@ POINTS=${POINTS:-2000000}
 CONNECTIONS=${CONNECTIONS:-4}
 RATE=${RATE:-200000}
 TIMEOUT=${TIMEOUT:-180}
+STALL=${STALL:-10}
 VARIANTS=${VARIANTS:-"ours-gzip1 ours-none ours-line c-relay carbon-relay"}
 
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -170,13 +174,21 @@ run_variant() {
     CHILDREN+=("$send_pid")
     wait "$send_pid" || die "loadgen send failed"
     deadline=$((SECONDS + TIMEOUT))
+    local last=-1 still_since=$SECONDS
     while ((SECONDS < deadline)); do
         count=$(sink_count "$sink_http")
         ((count >= POINTS)) && break
         kill -0 "$RELAY_PID" 2>/dev/null || break
+        if ((count != last)); then
+            last=$count
+            still_since=$SECONDS
+            t1=$(now)
+        elif ((SECONDS - still_since >= STALL)); then
+            break # nothing more arrived for STALL seconds: the rest was dropped
+        fi
         sleep 0.05
     done
-    t1=$(now)
+    if ((count >= POINTS)) || [[ -z ${t1:-} ]]; then t1=$(now); fi
     if ((count < POINTS)); then
         echo "[$name] only $count of $POINTS delivered; relay log:" >&2
         tail -20 "$WORK/relay-$name.log" >&2 || true
