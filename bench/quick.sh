@@ -22,6 +22,8 @@
 #   VARIANTS="a b"    which variants to run, from: gzip1 none gzip6 (default "gzip1 none")
 #   SKIP_BUILD=1      do not run cargo build first
 #   FORWARDER_ARGS    extra arguments for every forwarder run
+#   BIN=PATH          the forwarder binary (default $CARGO_TARGET_DIR/release/blueflood-forward,
+#                     CARGO_TARGET_DIR defaulting to target): e.g. a saved build, for before/after
 #
 # Everything listens on 127.0.0.1. Every wait is bounded; every child is killed on exit.
 set -euo pipefail
@@ -35,8 +37,9 @@ TIMEOUT=${TIMEOUT:-120}
 VARIANTS=${VARIANTS:-"gzip1 none"}
 FORWARDER_ARGS=${FORWARDER_ARGS:-}
 
-BIN=target/release/blueflood-forward
-LOADGEN=target/release/examples/loadgen
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN=${BIN:-$TARGET/release/blueflood-forward}
+LOADGEN=$TARGET/release/examples/loadgen
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bff-quick.XXXXXX")
 CHILDREN=()

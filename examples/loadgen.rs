@@ -5,6 +5,17 @@
 //! than parsing JSON, so the sink costs far less than what it measures). It prints the count
 //! on `GET /count`.
 //!
+//! With `--max-rate R` it takes at most R datapoints per second in total (each answer waits for
+//! its turn), to stand in for a Blueflood slower than the traffic.
+//!
+//! `loadgen idle --connect ADDR --connections N --hold S`: opens N TCP connections, sends
+//! nothing, prints `connected N` once all are open, and holds them for S seconds.
+//!
+//! `loadgen line-sink --port P --http-port H`: a TCP server that counts newline-terminated lines
+//! (what carbon-c-relay forwards in line mode); `loadgen pickle-sink --port P --http-port H`:
+//! a TCP server that reads length-prefixed pickle frames and counts the datapoints in them
+//! (what Graphite's carbon-relay forwards). Both print the count on `GET /count` on port H.
+//!
 //! `loadgen send --pickle ADDR --points N --connections C [--rate R]`: sends N datapoints as
 //! Graphite's carbon-relay does (protocol 2 pickle, 500 points a frame) over C connections,
 //! at R datapoints per second in total (0 = as fast as possible). `--line ADDR` sends the
@@ -17,10 +28,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use blueflood_forward::protocol::pickle::{PickleLimits, decode_frame};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const POINTS_PER_FRAME: usize = 500;
 
@@ -43,16 +55,58 @@ fn arg_str(args: &[String], name: &str) -> Option<String> {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("sink") => sink(arg(&args, "--port", 19000u16)).await,
+        Some("sink") => {
+            let limit = RateLimit::new(arg(&args, "--max-rate", 0.0));
+            sink_limited(arg(&args, "--port", 19000u16), Arc::default(), limit).await
+        }
+        Some("idle") => idle(&args).await,
+        Some(mode @ ("line-sink" | "pickle-sink")) => {
+            let count = Arc::<AtomicU64>::default();
+            tokio::spawn(sink(arg(&args, "--http-port", 19001u16), count.clone()));
+            tcp_sink(arg(&args, "--port", 19000u16), mode == "pickle-sink", count).await
+        }
         Some("send") => send(&args).await,
         _ => eprintln!(
-            "usage: loadgen sink --port P | loadgen send (--pickle|--line) ADDR --points N --connections C [--rate R]"
+            "usage: loadgen sink --port P [--max-rate R] | loadgen (line-sink|pickle-sink) --port P --http-port H | loadgen idle --connect ADDR --connections N --hold S | loadgen send (--pickle|--line) ADDR --points N --connections C [--rate R]"
         ),
     }
 }
 
-async fn sink(port: u16) {
-    let count = Arc::new(AtomicU64::new(0));
+/// At most `rate` datapoints per second over all requests (0 = no limit).
+struct RateLimit {
+    rate: f64,
+    /// When the last reserved slot ends.
+    next: std::sync::Mutex<Instant>,
+}
+
+impl RateLimit {
+    fn new(rate: f64) -> Arc<Self> {
+        Arc::new(Self {
+            rate,
+            next: std::sync::Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Waits until `n` datapoints fit under the rate.
+    async fn take(&self, n: u64) {
+        if self.rate <= 0.0 || n == 0 {
+            return;
+        }
+        let until = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + Duration::from_secs_f64(n as f64 / self.rate);
+            *next
+        };
+        tokio::time::sleep_until(until.into()).await;
+    }
+}
+
+async fn sink(port: u16, count: Arc<AtomicU64>) {
+    sink_limited(port, count, RateLimit::new(0.0)).await
+}
+
+async fn sink_limited(port: u16, count: Arc<AtomicU64>, limit: Arc<RateLimit>) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind sink");
@@ -62,10 +116,12 @@ async fn sink(port: u16) {
             continue;
         };
         let count = count.clone();
+        let limit = limit.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let count = count.clone();
-                async move { Ok::<_, Infallible>(handle(req, &count).await) }
+                let limit = limit.clone();
+                async move { Ok::<_, Infallible>(handle(req, &count, &limit).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
@@ -75,7 +131,11 @@ async fn sink(port: u16) {
     }
 }
 
-async fn handle(req: Request<hyper::body::Incoming>, count: &AtomicU64) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    count: &AtomicU64,
+    limit: &RateLimit,
+) -> Response<Full<Bytes>> {
     if req.method() == hyper::Method::GET {
         let n = count.load(Ordering::Relaxed);
         return Response::new(Full::new(Bytes::from(n.to_string())));
@@ -97,8 +157,81 @@ async fn handle(req: Request<hyper::body::Incoming>, count: &AtomicU64) -> Respo
     };
     let needle = b"\"metricName\"";
     let n = json.windows(needle.len()).filter(|w| w == needle).count();
+    limit.take(n as u64).await;
     count.fetch_add(n as u64, Ordering::Relaxed);
     Response::new(Full::new(Bytes::new()))
+}
+
+/// Counts what a relay forwards over TCP: lines, or datapoints in pickle frames.
+async fn tcp_sink(port: u16, pickle: bool, count: Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind tcp sink");
+    eprintln!(
+        "{} sink listening on {}",
+        if pickle { "pickle" } else { "line" },
+        listener.local_addr().expect("addr")
+    );
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let count = count.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1 << 20);
+            let mut chunk = vec![0u8; 1 << 16];
+            let limits = PickleLimits::default();
+            loop {
+                let n = match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if !pickle {
+                    let lines = chunk[..n].iter().filter(|&&b| b == b'\n').count();
+                    count.fetch_add(lines as u64, Ordering::Relaxed);
+                    continue;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let mut at = 0;
+                while buf.len() - at >= 4 {
+                    let len = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+                        as usize;
+                    if buf.len() - at - 4 < len {
+                        break;
+                    }
+                    let mut points = Vec::new();
+                    if decode_frame(&buf[at + 4..at + 4 + len], &limits, &mut points).is_ok() {
+                        let good = points.iter().filter(|p| p.is_ok()).count();
+                        count.fetch_add(good as u64, Ordering::Relaxed);
+                    }
+                    at += 4 + len;
+                }
+                buf.drain(..at);
+            }
+        });
+    }
+}
+
+/// Opens connections that stay silent, for measuring what idle connections cost.
+async fn idle(args: &[String]) {
+    let addr: SocketAddr = arg_str(args, "--connect")
+        .and_then(|a| a.parse().ok())
+        .expect("--connect ADDR");
+    let n: usize = arg(args, "--connections", 10_000);
+    let hold: f64 = arg(args, "--hold", 10.0);
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => conns.push(s),
+            Err(e) => {
+                eprintln!("connect failed after {} connections: {e}", conns.len());
+                break;
+            }
+        }
+    }
+    println!("connected {}", conns.len());
+    tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+    drop(conns);
 }
 
 /// A protocol-2 pickle frame as carbon-relay writes it.

@@ -2,36 +2,98 @@
 //! how a body is built within the size limit, and what each answer means
 //! (`shared/reference/blueflood-ingest.md` is the contract). The rest of the program never
 //! sees JSON or status codes.
+//!
+//! A point is written by hand rather than through serde: constant byte strings for the keys,
+//! `itoa` for the integers and `zmij` for the value (the formatters serde_json itself uses, so
+//! the text is byte for byte what `serde_json::to_writer` would write), and a quick scan of the
+//! name that sends only names needing escapes through serde_json's string writer. The tests
+//! hold the two outputs equal.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::model::Datapoint;
 
-/// One element of the `/ingest` array. Exactly these keys: any other fails the whole request.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePoint<'a> {
-    collection_time: i64,
-    ttl_in_seconds: u32,
-    metric_value: f64,
-    metric_name: &'a str,
+/// What opens every object, up to the `collectionTime` value.
+const OPEN: &[u8] = b"{\"collectionTime\":";
+/// Between the TTL and the value.
+const TTL_KEY: &[u8] = b",\"ttlInSeconds\":";
+const VALUE_KEY: &[u8] = b",\"metricValue\":";
+/// Between the value and the name.
+const NAME_KEY: &[u8] = b",\"metricName\":";
+/// Longest `,"ttlInSeconds":4294967295,"metricValue":`.
+const MIDDLE_MAX: usize = 17 + 10 + 15;
+
+/// The text between `collectionTime`'s value and `metricValue`'s: the same for every point of a
+/// body, so written once.
+#[derive(Debug, Clone, Copy)]
+struct Middle {
+    bytes: [u8; MIDDLE_MAX],
+    len: usize,
 }
 
-/// Appends one point's JSON object to `buf`.
+impl Middle {
+    fn new(ttl_seconds: u32) -> Self {
+        let mut itoa = itoa::Buffer::new();
+        let parts = [TTL_KEY, itoa.format(ttl_seconds).as_bytes(), VALUE_KEY];
+        let mut bytes = [0u8; MIDDLE_MAX];
+        let mut len = 0;
+        for part in parts {
+            bytes[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        Self { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Appends one point's JSON object to `buf`: exactly the contract's four keys, in the order
+/// `collectionTime`, `ttlInSeconds`, `metricValue`, `metricName`.
 pub fn encode_point(buf: &mut Vec<u8>, point: &Datapoint, ttl_seconds: u32) {
-    let wire = WirePoint {
-        collection_time: point.timestamp_ms,
-        ttl_in_seconds: ttl_seconds,
-        metric_value: point.value,
-        metric_name: &point.name,
-    };
-    // Writing into a Vec cannot fail, and a finite f64 always serialises (NaN never gets here);
-    // if serde_json ever did fail, the point would be missing from the body and Blueflood's
-    // answer would not list it, so the caller's accounting would still hold.
-    let _ = serde_json::to_writer(buf, &wire);
+    write_point(buf, point, &Middle::new(ttl_seconds));
+}
+
+fn write_point(buf: &mut Vec<u8>, point: &Datapoint, middle: &Middle) {
+    // The constant parts, two integers of at most 20 bytes, a value of at most 24, the name and
+    // its quotes: one reservation covers every write below unless the name needs escapes.
+    buf.reserve(OPEN.len() + 20 + MIDDLE_MAX + 24 + NAME_KEY.len() + point.name.len() + 3);
+    buf.extend_from_slice(OPEN);
+    buf.extend_from_slice(itoa::Buffer::new().format(point.timestamp_ms).as_bytes());
+    buf.extend_from_slice(middle.as_bytes());
+    if point.value.is_finite() {
+        buf.extend_from_slice(zmij::Buffer::new().format_finite(point.value).as_bytes());
+    } else {
+        // What serde_json writes for NaN and infinities (the normaliser never lets them through).
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(NAME_KEY);
+    write_name(buf, &point.name);
+    buf.push(b'}');
+}
+
+/// Whether `s` can be written between quotes as it is: no `"`, `\` or control character
+/// below 0x20 (the only bytes JSON requires escaped; serde_json escapes exactly these). The
+/// fold has no early exit so that the compiler can vectorise it.
+fn is_plain(s: &str) -> bool {
+    !s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+fn write_name(buf: &mut Vec<u8>, name: &str) {
+    if is_plain(name) {
+        buf.push(b'"');
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(b'"');
+    } else {
+        // serde_json writes the quotes too. Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, name);
+    }
 }
 
 /// Builds one request body: a JSON array never larger than `max_bytes`.
@@ -40,7 +102,7 @@ pub struct BodyBuilder {
     body: Vec<u8>,
     count: usize,
     max_bytes: usize,
-    ttl_seconds: u32,
+    middle: Middle,
 }
 
 /// The outcome of offering a point to a [`BodyBuilder`].
@@ -61,7 +123,7 @@ impl BodyBuilder {
             body,
             count: 0,
             max_bytes,
-            ttl_seconds,
+            middle: Middle::new(ttl_seconds),
         }
     }
 
@@ -70,7 +132,7 @@ impl BodyBuilder {
         if self.count > 0 {
             self.body.push(b',');
         }
-        encode_point(&mut self.body, point, self.ttl_seconds);
+        write_point(&mut self.body, point, &self.middle);
         // Strictly less: the closing bracket still needs its byte.
         if self.body.len() < self.max_bytes {
             self.count += 1;
@@ -104,11 +166,12 @@ impl BodyBuilder {
 pub fn encode_body(points: &[Datapoint], ttl_seconds: u32) -> Vec<u8> {
     let mut body = Vec::with_capacity(points.len() * 96 + 2);
     body.push(b'[');
+    let middle = Middle::new(ttl_seconds);
     for (i, p) in points.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        encode_point(&mut body, p, ttl_seconds);
+        write_point(&mut body, p, &middle);
     }
     body.push(b']');
     body
@@ -227,6 +290,172 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verd
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde::Serialize;
+
+    /// The encoding the hand-written one must reproduce byte for byte.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WirePoint<'a> {
+        collection_time: i64,
+        ttl_in_seconds: u32,
+        metric_value: f64,
+        metric_name: &'a str,
+    }
+
+    fn serde_encoded(p: &Datapoint, ttl_seconds: u32) -> Vec<u8> {
+        serde_json::to_vec(&WirePoint {
+            collection_time: p.timestamp_ms,
+            ttl_in_seconds: ttl_seconds,
+            metric_value: p.value,
+            metric_name: &p.name,
+        })
+        .expect("serde_json encodes")
+    }
+
+    /// Characters a name is drawn from: plain metric-name bytes, every byte JSON must escape,
+    /// and non-ASCII of each UTF-8 length (U+2028 and U+2029 are legal unescaped in JSON).
+    fn random_name(rng: &mut StdRng) -> String {
+        const PLAIN: &[char] = &[
+            'a', 'z', 'A', '0', '9', '.', '-', '_', ' ', '/', '~', '\x7f',
+        ];
+        const SPECIAL: &[char] = &[
+            '"',
+            '\\',
+            '\n',
+            '\r',
+            '\t',
+            '\u{8}',
+            '\u{c}',
+            '\0',
+            '\u{1}',
+            '\u{1f}',
+            'é',
+            '日',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{1F600}',
+            '\u{10FFFF}',
+        ];
+        let len = rng.random_range(0..40);
+        (0..len)
+            .map(|_| {
+                if rng.random_bool(0.85) {
+                    PLAIN[rng.random_range(0..PLAIN.len())]
+                } else {
+                    SPECIAL[rng.random_range(0..SPECIAL.len())]
+                }
+            })
+            .collect()
+    }
+
+    fn random_value(rng: &mut StdRng) -> f64 {
+        const EDGES: &[f64] = &[
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            0.1,
+            1e300,
+            -1e300,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::EPSILON,
+            1e15,
+            1e16,
+            1e17,
+            123456789012345680.0,
+            1e-5,
+            1e-7,
+            0.30000000000000004,
+        ];
+        match rng.random_range(0..4) {
+            0 => EDGES[rng.random_range(0..EDGES.len())],
+            1 => f64::from(rng.random_range(-1_000_000i32..1_000_000)) / 100.0,
+            2 => rng.random::<f64>() * 10f64.powi(rng.random_range(-30..30)),
+            _ => loop {
+                let v = f64::from_bits(rng.random());
+                if v.is_finite() {
+                    break v;
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn hand_written_encoding_is_byte_for_byte_serde_json() {
+        let mut rng = StdRng::seed_from_u64(0x0b1e_f100d);
+        for round in 0..20_000 {
+            let p = Datapoint {
+                name: random_name(&mut rng).into(),
+                timestamp_ms: match round % 4 {
+                    0 => [i64::MIN, -1, 0, i64::MAX][rng.random_range(0..4)],
+                    _ => rng.random(),
+                },
+                value: random_value(&mut rng),
+            };
+            let ttl = match round % 3 {
+                0 => [0, 1, u32::MAX][rng.random_range(0..3)],
+                _ => rng.random(),
+            };
+            let mut ours = Vec::new();
+            encode_point(&mut ours, &p, ttl);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde_encoded(&p, ttl)),
+                "{p:?} ttl {ttl}"
+            );
+            let v: serde_json::Value = serde_json::from_slice(&ours).expect("valid JSON");
+            assert_eq!(v["metricName"].as_str(), Some(&*p.name));
+            assert_eq!(v["collectionTime"].as_i64(), Some(p.timestamp_ms));
+            assert_eq!(v["ttlInSeconds"].as_u64(), Some(u64::from(ttl)));
+            // The value's text reads back as exactly the same f64 (serde_json's own parser may
+            // be one ulp off without its `float_roundtrip` feature, so parse the text with std).
+            let text = std::str::from_utf8(&ours).expect("utf-8");
+            let start = text.find("\"metricValue\":").expect("value key") + 14;
+            let end = start + text[start..].find(',').expect("value ends");
+            let back: f64 = text[start..end].parse().expect("a number");
+            assert_eq!(back.to_bits(), p.value.to_bits(), "{}", &text[start..end]);
+        }
+    }
+
+    #[test]
+    fn bodies_are_serde_json_arrays_and_non_finite_values_are_null() {
+        let points = [
+            pt("a.b", 1, 1.0),
+            pt("q\"uote\\back\u{1}ctl", -5, -0.0),
+            pt("日本.é", 7, 5e-324),
+        ];
+        let serde_body = serde_json::to_vec(
+            &points
+                .iter()
+                .map(|p| WirePoint {
+                    collection_time: p.timestamp_ms,
+                    ttl_in_seconds: 60,
+                    metric_value: p.value,
+                    metric_name: &p.name,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .expect("encodes");
+        assert_eq!(encode_body(&points, 60), serde_body);
+        let mut b = BodyBuilder::new(1 << 20, 60);
+        for p in &points {
+            assert_eq!(b.offer(p), Offer::Added);
+        }
+        assert_eq!(b.finish(), serde_body);
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let p = pt("x", 1, v);
+            let mut ours = Vec::new();
+            encode_point(&mut ours, &p, 60);
+            assert_eq!(ours, serde_encoded(&p, 60));
+        }
+    }
 
     fn pt(name: &str, ts: i64, v: f64) -> Datapoint {
         Datapoint {

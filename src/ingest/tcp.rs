@@ -7,6 +7,7 @@
 //! for `idle_timeout` (silent, or trickling bytes) is closed and counted. At shutdown the listener stops accepting and each connection reads what is already
 //! waiting in its socket, for at most `DRAIN_MAX`, before closing.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use crate::accounting::BadInput;
 use crate::config::settings::Protocol;
 use crate::events::{BadInputReceived, ConnectionIdle, ConnectionRefused};
 use crate::model::Datapoint;
-use crate::protocol::{line, pickle};
+use crate::protocol::{PointError, RawPoint, line, pickle};
 
 /// While draining, a read that waits longer than this means the socket is empty.
 const DRAIN_QUIET: Duration = Duration::from_millis(100);
@@ -32,6 +33,9 @@ const DRAIN_QUIET: Duration = Duration::from_millis(100);
 const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// Bytes read per syscall at the least.
 const READ_CHUNK: usize = 64 * 1024;
+/// A connection keeps its decoded-point scratch vector between frames up to this many entries
+/// (a carbon-relay frame has 500); a larger one, from an unusual frame, is freed.
+const SPARE_MAX_POINTS: usize = 4096;
 
 /// Accepts connections until `shutdown`, then waits for every connection to drain.
 pub async fn serve(
@@ -97,6 +101,8 @@ struct Connection<'a> {
     framing: Framing,
     buf: BytesMut,
     decoded: Vec<Datapoint>,
+    /// The allocation `pickle_frame` decodes into, kept empty between frames.
+    spare: Vec<Result<RawPoint<'static>, PointError>>,
     limits: pickle::PickleLimits,
     /// When the last complete frame or line arrived (or the connection opened).
     last_frame: Instant,
@@ -141,6 +147,7 @@ impl<'a> Connection<'a> {
             framing,
             buf: BytesMut::with_capacity(READ_CHUNK),
             decoded: Vec::new(),
+            spare: Vec::new(),
             limits,
             last_frame: Instant::now(),
         }
@@ -264,12 +271,17 @@ impl<'a> Connection<'a> {
             self.bad(BadInput::EmptyFrame, "zero-length frame");
             return;
         }
-        let mut raw = Vec::new();
+        let mut raw = recycle(std::mem::take(&mut self.spare));
         match pickle::decode_frame(frame, &self.limits, &mut raw) {
-            Ok(()) => self
-                .ctx
-                .accept(self.peer, self.protocol, raw, &mut self.decoded),
+            Ok(()) => {
+                self.decoded.reserve(raw.len());
+                self.ctx
+                    .accept(self.peer, self.protocol, raw.drain(..), &mut self.decoded)
+            }
             Err(e) => self.bad(BadInput::PickleFrame, e.reason()),
+        }
+        if raw.capacity() <= SPARE_MAX_POINTS {
+            self.spare = recycle(raw);
         }
     }
 
@@ -296,6 +308,24 @@ impl<'a> Connection<'a> {
     }
 }
 
+/// Empties `v` and hands its allocation back typed for another frame's lifetime: an in-place
+/// `collect` of an emptied vector into an element type of the same layout reuses the buffer
+/// (the conversion is total, and never runs: there is nothing left to convert).
+fn recycle<'b>(
+    mut v: Vec<Result<RawPoint<'_>, PointError>>,
+) -> Vec<Result<RawPoint<'b>, PointError>> {
+    v.clear();
+    v.into_iter()
+        .map(|item| {
+            item.map(|p| RawPoint {
+                name: Cow::Owned(p.name.into_owned()),
+                timestamp: p.timestamp,
+                value: p.value,
+            })
+        })
+        .collect()
+}
+
 enum Frame {
     Pickle(BytesMut),
     Line(bytes::Bytes),
@@ -318,5 +348,26 @@ fn line_err(e: tokio_util::codec::AnyDelimiterCodecError) -> FrameFault {
             FrameFault::LineTooLong
         }
         tokio_util::codec::AnyDelimiterCodecError::Io(e) => FrameFault::Io(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycle_keeps_the_allocation_and_empties_it() {
+        let frame = String::from("a.b");
+        let mut v: Vec<Result<RawPoint<'_>, PointError>> = Vec::with_capacity(500);
+        v.push(Ok(RawPoint {
+            name: Cow::Borrowed(&frame),
+            timestamp: 1.0,
+            value: 2.0,
+        }));
+        let ptr = v.as_ptr() as usize;
+        let spare: Vec<Result<RawPoint<'static>, PointError>> = recycle(v);
+        assert!(spare.is_empty());
+        assert_eq!(spare.capacity(), 500);
+        assert_eq!(spare.as_ptr() as usize, ptr);
     }
 }
