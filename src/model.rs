@@ -13,12 +13,33 @@ pub struct Datapoint {
 }
 
 impl Datapoint {
-    /// Bytes this point is charged against the buffer bound: the name plus the fixed part of the
-    /// struct and its allocation. An estimate of memory, not of the encoded size.
+    /// Bytes this point is charged against the buffer bound: what it really occupies while
+    /// buffered — its slot (the struct and its arrival time) and the heap block holding its name
+    /// as a general-purpose allocator rounds it (8 bytes of header, 16-byte granules, 32 at
+    /// least). So the bound is a bound on memory, not on the encoded size.
     pub fn buffer_cost(&self) -> usize {
-        self.name.len() + POINT_OVERHEAD_BYTES
+        POINT_OVERHEAD_BYTES + (self.name.len() + 8).div_ceil(16).max(2) * 16
     }
 }
 
-/// Fixed per-point memory: the struct (fat pointer, i64, f64) and allocator slack for the name.
+/// A buffered point's slot: the struct (fat pointer, i64, f64) and its arrival time.
 pub const POINT_OVERHEAD_BYTES: usize = 48;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_counts_the_slot_and_the_rounded_name_block() {
+        let p = |n: usize| Datapoint {
+            name: "x".repeat(n).into(),
+            timestamp_ms: 0,
+            value: 0.0,
+        };
+        assert_eq!(p(0).buffer_cost(), 48 + 32);
+        assert_eq!(p(24).buffer_cost(), 48 + 32);
+        assert_eq!(p(25).buffer_cost(), 48 + 48);
+        assert_eq!(p(31).buffer_cost(), 48 + 48);
+        assert_eq!(p(1000).buffer_cost(), 48 + 1008);
+    }
+}

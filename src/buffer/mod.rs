@@ -23,9 +23,60 @@ pub struct Entry {
     pub arrived: Instant,
 }
 
+/// Entries per chunk of [`Entries`].
+const CHUNK: usize = 1024;
+
+/// A FIFO of entries kept in fixed-size chunks, so that its memory follows its length: one
+/// `VecDeque` would keep the capacity of its largest size (up to twice it, after doubling), which
+/// one outage that fills the buffer would leave behind, outside the bound, for good.
+#[derive(Debug, Default)]
+struct Entries {
+    chunks: VecDeque<VecDeque<Entry>>,
+    len: usize,
+}
+
+impl Entries {
+    fn push_back(&mut self, e: Entry) {
+        match self.chunks.back_mut() {
+            Some(c) if c.len() < CHUNK => c.push_back(e),
+            _ => {
+                let mut c = VecDeque::with_capacity(CHUNK);
+                c.push_back(e);
+                self.chunks.push_back(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let front = self.chunks.front_mut()?;
+        let e = front.pop_front();
+        if front.is_empty() {
+            self.chunks.pop_front();
+        }
+        if e.is_some() {
+            self.len -= 1;
+        }
+        e
+    }
+
+    fn front(&self) -> Option<&Entry> {
+        self.chunks.front().and_then(VecDeque::front)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    entries: VecDeque<Entry>,
+    entries: Entries,
     bytes: usize,
     /// Set at the shutdown deadline: nothing more is accepted, blocked pushers give up.
     closed: bool,
@@ -159,9 +210,11 @@ impl Buffer {
         let mut inner = self.lock();
         let n = max.min(inner.entries.len());
         let mut bytes = 0usize;
-        for e in inner.entries.drain(..n) {
-            bytes += e.point.buffer_cost();
-            out.push(e);
+        for _ in 0..n {
+            if let Some(e) = inner.entries.pop_front() {
+                bytes += e.point.buffer_cost();
+                out.push(e);
+            }
         }
         inner.bytes -= bytes;
         drop(inner);
@@ -232,6 +285,33 @@ mod tests {
             timestamp_ms: 1,
             value: 1.0,
         }
+    }
+
+    #[test]
+    fn entries_keep_order_across_chunks_and_free_emptied_chunks() {
+        let mut e = Entries::default();
+        let now = Instant::now();
+        for i in 0..(CHUNK * 3 + 5) {
+            e.push_back(Entry {
+                point: pt(&i.to_string()),
+                arrived: now,
+            });
+        }
+        assert_eq!((e.len(), e.chunks.len()), (CHUNK * 3 + 5, 4));
+        for i in 0..(CHUNK * 2 + 1) {
+            assert_eq!(&*e.pop_front().expect("entry").point.name, i.to_string());
+        }
+        // Two chunks emptied and freed; what remains is what is held, plus one partial chunk.
+        assert_eq!((e.len(), e.chunks.len()), (CHUNK + 4, 2));
+        assert_eq!(
+            &*e.front().expect("front").point.name,
+            (CHUNK * 2 + 1).to_string()
+        );
+        e.clear();
+        assert_eq!(
+            (e.len(), e.chunks.len(), e.pop_front().is_none()),
+            (0, 0, true)
+        );
     }
 
     #[test]
