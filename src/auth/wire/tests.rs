@@ -1,0 +1,81 @@
+//! Unit tests of `wire`.
+
+use super::*;
+
+#[test]
+fn bodies() {
+    let b = login_body(AuthMethod::RaxKsKey, "u", "k", "D");
+    assert_eq!(b["auth"]["RAX-KSKEY:apiKeyCredentials"]["apiKey"], "k");
+    let b = login_body(AuthMethod::V2Password, "u", "p", "D");
+    assert_eq!(b["auth"]["passwordCredentials"]["password"], "p");
+    let b = login_body(AuthMethod::V3Password, "u", "p", "D");
+    let user = &b["auth"]["identity"]["password"]["user"];
+    assert_eq!(
+        (user["name"].as_str(), user["domain"]["name"].as_str()),
+        (Some("u"), Some("D"))
+    );
+    assert_eq!(b["auth"]["identity"]["methods"][0], "password");
+}
+
+#[test]
+fn expiry_forms() {
+    for s in [
+        "2026-11-26T11:00:00.000Z",
+        "2026-11-26T11:00:00Z",
+        "2026-11-26T12:00:00+01:00",
+        "2026-11-26T11:00:00.000000Z",
+        "2026-11-26T11:00:00",
+    ] {
+        let t = parse_expiry(s).unwrap_or_else(|| panic!("{s}"));
+        assert_eq!(t.to_rfc3339(), "2026-11-26T11:00:00+00:00", "{s}");
+    }
+    assert!(parse_expiry("tomorrow").is_none());
+    assert!(parse_expiry("").is_none());
+}
+
+#[test]
+fn v2_answer() {
+    let body = br#"{"access":{"token":{"id":"TOK","expires":"2026-11-26T11:00:00.000Z"}}}"#;
+    let i = parse_answer(AuthMethod::RaxKsKey, None, body).unwrap();
+    assert_eq!(i.token, "TOK");
+    assert!(i.expires.is_some());
+}
+
+#[test]
+fn v3_answer_uses_the_header() {
+    let body = br#"{"token":{"expires_at":"2026-11-26T11:00:00.000000Z"}}"#;
+    let i = parse_answer(AuthMethod::V3Password, Some("HDR"), body).unwrap();
+    assert_eq!(i.token, "HDR");
+    let e = parse_answer(AuthMethod::V3Password, None, body)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("X-Subject-Token"), "{e}");
+}
+
+#[test]
+fn bad_answers_name_fields_not_values() {
+    let e = parse_answer(AuthMethod::RaxKsKey, None, b"{not json")
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("malformed JSON"), "{e}");
+    let e = parse_answer(
+        AuthMethod::RaxKsKey,
+        None,
+        br#"{"access":{"token":{"id":987654}}}"#,
+    )
+    .err()
+    .unwrap();
+    assert!(!e.to_string().contains("987654"), "{e}");
+    let e = parse_answer(
+        AuthMethod::RaxKsKey,
+        None,
+        br#"{"access":{"token":{"id":"SECRETTOK","expires":"soon"}}}"#,
+    )
+    .err()
+    .unwrap();
+    let text = e.to_string();
+    assert!(
+        text.contains("\"soon\"") && !text.contains("SECRETTOK"),
+        "{text}"
+    );
+}
