@@ -26,6 +26,9 @@ use blueflood_forward::protocol::pickle::{PickleLimits, decode_frame};
 use blueflood_forward::protocol::{PointError, RawPoint};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "../tests/support/carbon_pickle.rs"]
+mod carbon_pickle;
+
 const POINTS_PER_FRAME: usize = 500;
 /// Generated frames for the encode and whole-path benches: enough for one full 1 MiB body.
 const GENERATED_FRAMES: usize = 20;
@@ -36,47 +39,7 @@ fn fixture_frames(name: &str) -> Vec<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/pickle")
         .join(name);
-    let stream = std::fs::read(path).expect("fixture stream is readable");
-    let mut out = Vec::new();
-    let mut rest = &stream[..];
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        out.push(rest[4..4 + len].to_vec());
-        rest = &rest[4 + len..];
-    }
-    out
-}
-
-/// A protocol-2 pickle payload as carbon-relay writes it (`BINUNICODE` names, `BINFLOAT`
-/// timestamp and value, `TUPLE2`, `BINPUT`/`LONG_BINPUT`, one `APPENDS`).
-fn pickle_payload(names: &[String], ts: f64, value: f64) -> Vec<u8> {
-    let mut p = vec![0x80, 2, b']', b'q', 0, b'('];
-    let mut memo = 1u32;
-    let mut put = |p: &mut Vec<u8>| {
-        if memo < 256 {
-            p.extend([b'q', memo as u8]);
-        } else {
-            p.push(b'r');
-            p.extend(memo.to_le_bytes());
-        }
-        memo += 1;
-    };
-    for name in names {
-        p.push(b'X');
-        p.extend((name.len() as u32).to_le_bytes());
-        p.extend(name.as_bytes());
-        put(&mut p);
-        p.push(b'G');
-        p.extend(ts.to_be_bytes());
-        p.push(b'G');
-        p.extend(value.to_be_bytes());
-        p.push(0x86);
-        put(&mut p);
-        p.push(0x86);
-        put(&mut p);
-    }
-    p.extend([b'e', b'.']);
-    p
+    carbon_pickle::split_frames(&std::fs::read(path).expect("fixture stream is readable"))
 }
 
 /// `count` generated 500-point frames with distinct, realistic names.
@@ -93,7 +56,10 @@ fn generated_frames(count: usize) -> Vec<Vec<u8>> {
                     )
                 })
                 .collect();
-            pickle_payload(&names, 1_700_000_000.0 + f as f64, 0.25 + f as f64)
+            let (ts, value) = (1_700_000_000.0 + f as f64, 0.25 + f as f64);
+            let points: Vec<(&str, f64, f64)> =
+                names.iter().map(|n| (n.as_str(), ts, value)).collect();
+            carbon_pickle::pickle_payload(&points)
         })
         .collect()
 }

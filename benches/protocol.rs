@@ -8,19 +8,14 @@ use blueflood_forward::protocol::line::parse_line;
 use blueflood_forward::protocol::pickle::{PickleLimits, decode_frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "../tests/support/carbon_pickle.rs"]
+mod carbon_pickle;
+
 fn frames(name: &str) -> Vec<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/pickle")
         .join(name);
-    let stream = std::fs::read(path).expect("fixture");
-    let mut out = Vec::new();
-    let mut rest = &stream[..];
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        out.push(rest[4..4 + len].to_vec());
-        rest = &rest[4 + len..];
-    }
-    out
+    carbon_pickle::split_frames(&std::fs::read(path).expect("fixture"))
 }
 
 fn count_points(frames: &[Vec<u8>]) -> u64 {

@@ -34,6 +34,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../tests/support/carbon_pickle.rs"]
+mod carbon_pickle;
+
 const POINTS_PER_FRAME: usize = 500;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -234,39 +237,6 @@ async fn idle(args: &[String]) {
     drop(conns);
 }
 
-/// A protocol-2 pickle frame as carbon-relay writes it.
-fn pickle_frame(names: &[String], ts: f64, value: f64) -> Vec<u8> {
-    let mut p = vec![0x80, 2, b']', b'q', 0, b'('];
-    let mut memo = 1u32;
-    let mut put = |p: &mut Vec<u8>| {
-        if memo < 256 {
-            p.extend([b'q', memo as u8]);
-        } else {
-            p.push(b'r');
-            p.extend(memo.to_le_bytes());
-        }
-        memo += 1;
-    };
-    for name in names {
-        p.push(b'X');
-        p.extend((name.len() as u32).to_le_bytes());
-        p.extend(name.as_bytes());
-        put(&mut p);
-        p.push(b'G');
-        p.extend(ts.to_be_bytes());
-        p.push(b'G');
-        p.extend(value.to_be_bytes());
-        p.push(0x86);
-        put(&mut p);
-        p.push(0x86);
-        put(&mut p);
-    }
-    p.extend([b'e', b'.']);
-    let mut frame = (p.len() as u32).to_be_bytes().to_vec();
-    frame.extend(p);
-    frame
-}
-
 async fn send(args: &[String]) {
     let (addr, pickle): (SocketAddr, bool) =
         match (arg_str(args, "--pickle"), arg_str(args, "--line")) {
@@ -302,7 +272,11 @@ async fn send(args: &[String]) {
                     })
                     .collect();
                 let bytes = if pickle {
-                    pickle_frame(&names, ts, sent as f64)
+                    let points: Vec<(&str, f64, f64)> = names
+                        .iter()
+                        .map(|n| (n.as_str(), ts, sent as f64))
+                        .collect();
+                    carbon_pickle::pickle_frame(&points)
                 } else {
                     names
                         .iter()
