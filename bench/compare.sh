@@ -56,33 +56,9 @@ BIN=${BIN:-$TARGET/release/blueflood-forward}
 LOADGEN=$TARGET/release/examples/loadgen
 VENV=.cache/carbon-venv
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bff-compare.XXXXXX")
-CHILDREN=()
-
-cleanup() {
-    local pid
-    for pid in "${CHILDREN[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.3
-    for pid in "${CHILDREN[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "compare.sh: $*" >&2
-    exit 1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_setup compare
 
 # Three distinct free ports, space-separated.
 free_ports() {
@@ -92,34 +68,6 @@ socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks: s.close()'
-}
-
-wait_listening() {
-    local port=$1 tries=${2:-100} i
-    for ((i = 0; i < tries; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-sink_count() {
-    curl -fsS --max-time 2 "http://127.0.0.1:$1/count" 2>/dev/null || echo 0
-}
-
-cpu_seconds() {
-    local stat rest
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
-}
-
-peak_rss_mib() {
-    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
 now() { date +%s.%N; }

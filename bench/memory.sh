@@ -35,44 +35,9 @@ TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${BIN:-$TARGET/release/blueflood-forward}
 LOADGEN=$TARGET/release/examples/loadgen
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bff-memory.XXXXXX")
-CHILDREN=()
-
-cleanup() {
-    local pid
-    for pid in "${CHILDREN[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.3
-    for pid in "${CHILDREN[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "memory.sh: $*" >&2
-    exit 1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_listening() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_setup memory
 
 wait_ready() {
     local port=$1 i
@@ -81,15 +46,6 @@ wait_ready() {
         sleep 0.1
     done
     return 1
-}
-
-cpu_seconds() {
-    local stat rest
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
 }
 
 rss_mib() {

@@ -41,64 +41,9 @@ TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${BIN:-$TARGET/release/blueflood-forward}
 LOADGEN=$TARGET/release/examples/loadgen
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bff-quick.XXXXXX")
-CHILDREN=()
-
-cleanup() {
-    local pid
-    for pid in "${CHILDREN[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.2
-    for pid in "${CHILDREN[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "quick.sh: $*" >&2
-    exit 1
-}
-
-# A TCP port that is free on 127.0.0.1 right now (the kernel picks it).
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Waits (bounded) until something accepts TCP connections on 127.0.0.1:$1.
-wait_listening() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-sink_count() {
-    curl -fsS --max-time 2 "http://127.0.0.1:$1/count" 2>/dev/null || echo 0
-}
-
-# CPU seconds (user + system) of process $1 so far.
-cpu_seconds() {
-    local stat rest
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) } # fields from 3 (state) on; the command name may contain spaces
-    # shellcheck disable=SC2086
-    set -- $rest
-    awk -v u="${12}" -v s="${13}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", (u + s) / hz }'
-}
-
-peak_rss_mib() {
-    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_setup quick
 
 now() { date +%s.%N; }
 
