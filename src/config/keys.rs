@@ -23,13 +23,15 @@ pub(crate) enum Group {
     InputLimits,
     Operation,
     Authentication,
+    Spool,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 7] = [
+    pub(crate) const ALL: [Group; 8] = [
         Group::Original,
         Group::Listeners,
         Group::Buffer,
+        Group::Spool,
         Group::Delivery,
         Group::InputLimits,
         Group::Operation,
@@ -45,6 +47,7 @@ impl Group {
             Group::InputLimits => "Input limits",
             Group::Operation => "Operation",
             Group::Authentication => "Authentication (Keystone) and credentials",
+            Group::Spool => "Disk spool (off unless --spool-dir is set)",
         }
     }
 }
@@ -324,6 +327,54 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "POLICY",
         Buffer,
         "When the buffer is full: drop_newest (count and refuse) or block (stop reading sockets)",
+    ),
+    value(
+        "spool_dir",
+        None,
+        None,
+        "DIR",
+        Spool,
+        "Directory for the disk spool: points that cannot be delivered soon are kept there across restarts [default: off]",
+    ),
+    value(
+        "spool_bytes",
+        None,
+        Some("1073741824"),
+        "BYTES",
+        Spool,
+        "Disk the spool may use (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
+    ),
+    value(
+        "spool_full_policy",
+        None,
+        Some("drop_oldest"),
+        "POLICY",
+        Spool,
+        "When the spool is full: drop_oldest (delete the oldest segment, counted) or block (keep points in memory; the buffer policy applies)",
+    ),
+    value(
+        "spool_fsync",
+        None,
+        Some("1000"),
+        "MS|batch",
+        Spool,
+        "fsync the spool every MS milliseconds, or after every batch written (batch)",
+    ),
+    value(
+        "spool_threshold",
+        None,
+        Some("0.5"),
+        "FRACTION",
+        Spool,
+        "Buffer fill (0..1) above which new batches go to the spool instead of waiting in memory",
+    ),
+    value(
+        "spool_drain_rate",
+        None,
+        Some("50000"),
+        "POINTS/S",
+        Spool,
+        "Most datapoints per second sent from the spool after an outage (live data goes first)",
     ),
     value(
         "concurrency",

@@ -16,6 +16,8 @@ pub struct Settings {
     pub listeners: Vec<ListenerSpec>,
     pub ingest: IngestSettings,
     pub buffer: BufferSettings,
+    /// `None` unless `spool_dir` is set.
+    pub spool: Option<SpoolSettings>,
     pub forward: ForwardSettings,
     /// `None` when `user` is empty: no authentication (as the original).
     pub auth: Option<AuthSettings>,
@@ -98,6 +100,33 @@ pub enum BufferPolicy {
 pub struct BufferSettings {
     pub max_bytes: usize,
     pub policy: BufferPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolSettings {
+    pub dir: std::path::PathBuf,
+    /// Bound on the spool's files, in bytes.
+    pub max_bytes: u64,
+    pub full_policy: SpoolFullPolicy,
+    pub fsync: SpoolFsync,
+    /// Buffer fill (0..1) above which new batches are spooled instead of kept in memory.
+    pub threshold: f64,
+    /// Most datapoints per second replayed from the spool.
+    pub drain_rate: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolFullPolicy {
+    /// Delete the oldest segment (its points counted as `spool_full`).
+    DropOldest,
+    /// Write nothing more: points stay in memory and the buffer policy applies.
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolFsync {
+    Every(Duration),
+    EveryBatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

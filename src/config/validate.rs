@@ -14,11 +14,14 @@ use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 use super::settings::{
     AdminSettings, AuthMethod, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy,
     BufferSettings, Compression, ForwardSettings, IngestSettings, KubeSecretSettings, ListenerSpec,
-    LogFormat, LogSettings, Protocol, SecretSource, Settings,
+    LogFormat, LogSettings, Protocol, SecretSource, Settings, SpoolFsync, SpoolFullPolicy,
+    SpoolSettings,
 };
 
 /// Below this a buffer cannot hold even a handful of full batches.
 pub(crate) const MIN_BUFFER_BYTES: u64 = 64 * 1024;
+/// Room for a few segments of the smallest size and one request-sized record.
+pub(crate) const MIN_SPOOL_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Blueflood stores TTLs as a signed 32-bit count of seconds.
 const MAX_TTL: u64 = 2_147_483_646;
@@ -298,6 +301,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         )?,
     };
 
+    let spool = spool_settings(&v)?;
     let forward = forward_settings(&v)?;
     let auth = auth_settings(&v)?;
 
@@ -313,6 +317,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         listeners,
         ingest,
         buffer,
+        spool,
         forward,
         auth,
         shutdown_timeout: v.seconds("shutdown_timeout")?,
@@ -320,6 +325,61 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         log,
         admin: admin_settings(&v)?,
     })
+}
+
+/// The spool is off unless `spool_dir` is set; its other keys are checked either way, so a
+/// typo fails at start even before the spool is turned on.
+fn spool_settings(v: &Values<'_>) -> Result<Option<SpoolSettings>, ConfigError> {
+    let max_bytes = v.integer("spool_bytes", MIN_SPOOL_BYTES, u64::MAX, true)?;
+    let full_policy = v.choice(
+        "spool_full_policy",
+        &[
+            ("drop_oldest", SpoolFullPolicy::DropOldest),
+            ("block", SpoolFullPolicy::Block),
+        ],
+    )?;
+    let (spec, entry) = v.required("spool_fsync")?;
+    let fsync = match &entry.value {
+        Scalar::Int(ms) if (1..=3_600_000).contains(ms) => {
+            Some(SpoolFsync::Every(Duration::from_millis(*ms as u64)))
+        }
+        Scalar::Str(s) if s.trim().eq_ignore_ascii_case("batch") => Some(SpoolFsync::EveryBatch),
+        Scalar::Str(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=3_600_000).contains(ms))
+            .map(|ms| SpoolFsync::Every(Duration::from_millis(ms))),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        invalid(
+            spec,
+            entry,
+            "milliseconds between fsyncs (1..=3600000), or `batch` to fsync after every batch",
+        )
+    })?;
+    let (spec, entry) = v.required("spool_threshold")?;
+    let threshold = match &entry.value {
+        Scalar::Int(i) => Some(*i as f64),
+        Scalar::Float(f) => Some(*f),
+        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+        Scalar::Bool(_) => None,
+    }
+    .filter(|f| *f >= 0.0 && *f <= 1.0)
+    .ok_or_else(|| invalid(spec, entry, "a fraction from 0 to 1, such as 0.5"))?;
+    let drain_rate = v.integer("spool_drain_rate", 1, u64::MAX, false)?;
+    let Some((dir, _)) = v.optional_string("spool_dir")? else {
+        return Ok(None);
+    };
+    Ok(Some(SpoolSettings {
+        dir: dir.into(),
+        max_bytes,
+        full_policy,
+        fsync,
+        threshold,
+        drain_rate,
+    }))
 }
 
 fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {

@@ -32,6 +32,7 @@ pub fn settings(blueflood_url: &str) -> Settings {
             max_connections: 64,
             idle_timeout: Duration::from_secs(30),
         },
+        spool: None,
         buffer: BufferSettings {
             max_bytes: 64 << 20,
             policy: BufferPolicy::DropNewest,
