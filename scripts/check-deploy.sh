@@ -141,13 +141,18 @@ check() { # NAME FUNCTION [ARGS...]
   fi
 }
 
-# The renders every later check reads: both modes with defaults, the CI value files (both
-# modes with credentials), and the values file that sets every option.
+# The renders every later check reads: both modes with defaults (spool on an emptyDir), the CI
+# value files (both modes with credentials; the spool on a chart-created PVC), the spool off, the
+# spool on an existing claim (standalone), and the values file that sets every option.
+# (tests/conftest.py renders the same list for the pytest assertions.)
 RENDERS=(
   "sidecar-default::"
   "standalone-default::--set mode=standalone"
   "sidecar:$CHART/ci/sidecar-values.yaml:"
   "standalone:$CHART/ci/standalone-values.yaml:"
+  "spool-off::--set spool.enabled=false"
+  "spool-pvc:$CHART/ci/spool-pvc-values.yaml:"
+  "spool-existing-claim::--set mode=standalone --set spool.persistence.enabled=true --set spool.persistence.existingClaim=blueflood-forward-spool"
   "all-options:$CHART/ci/all-options-values.yaml:"
 )
 
@@ -223,6 +228,13 @@ env = {e["name"]: e for e in fwd["env"]}
 assert env["BLUEFLOOD_FORWARD_TENANT"]["value"] == "123456", env
 assert "POD_NAMESPACE" in env, "the patch must merge into the env list, not replace it"
 print("deploy/README.md overlay: env merged into the forwarder container")
+# The chart's default spool: an emptyDir with a size limit at the forwarder's spool_dir.
+(vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "spool"]
+assert vol["emptyDir"] == {"sizeLimit": "1Gi"}, vol
+(mount,) = [m for m in fwd["volumeMounts"] if m["name"] == "spool"]
+(cm,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.toml" in d.get("data", {})]
+assert f'spool_dir = "{mount["mountPath"]}"' in cm["data"]["config.toml"], cm["data"]["config.toml"]
+print(f"deploy/: spool on an emptyDir (sizeLimit 1Gi) at {mount['mountPath']}")
 PY
 }
 
@@ -350,7 +362,7 @@ relay_end_to_end() {
   # SIGTERM and the forwarder exits 0. Loopback only; fixed ports 2004, 2013, 2014 and 8080.
   local bin dir=$WORK/e2e fwd relay
   bin=$(forwarder_bin)
-  mkdir -p "$dir/etc" "$dir/keystone" "$dir/state"
+  mkdir -p "$dir/etc" "$dir/keystone" "$dir/state" "$dir/spool" # spool: the pod's volume
   "$VENV/python" - "$RENDERED/sidecar.yaml" "$dir" <<'PY'
 import sys, yaml
 rendered, d = sys.argv[1:]
@@ -359,8 +371,11 @@ for doc in yaml.safe_load_all(open(rendered)):
         for name, text in doc["data"].items():
             text = text.replace("/var/lib/carbon", f"{d}/state")
             text = text.replace("/etc/blueflood-forward/keystone", f"{d}/keystone")
+            # spool_dir: the pod's volume; here a directory of the check's own
+            text = text.replace('spool_dir = "/var/spool/blueflood-forward"', f'spool_dir = "{d}/spool"')
             open(f"{d}/etc/{name}", "w").write(text)
 PY
+  grep -qx "spool_dir = \"$dir/spool\"" "$dir/etc/config.toml" # the default render spools
   echo e2e-user > "$dir/keystone/username" # --dry-run: no Keystone login happens
   echo key > "$dir/keystone/apiKey"
   "$bin" --config "$dir/etc/config.toml" --dry-run --interval 1 > "$dir/forwarder.out" 2> "$dir/forwarder.err" &

@@ -64,6 +64,17 @@ namespace \`$namespace\` (change it in the kustomization.yaml you apply).
 - \`standalone/\`: the forwarder alone (pickle on 2004, line on 2003) for your own carbon-relay
   (\`DESTINATIONS = $release.$namespace.svc:2004\`, \`DESTINATION_PROTOCOL = pickle\`).
 
+Both run with the chart's default disk spool: the forwarder's \`spool_dir\` (in its config.toml)
+is \`/var/spool/blueflood-forward\`, an \`emptyDir\` volume named \`spool\` limited to 1Gi of which
+the forwarder uses at most 90% (\`spool_bytes\`; the kubelet evicts a pod whose emptyDir outgrows
+its \`sizeLimit\`). The spool survives container restarts (crash, OOM kill) but not the pod's
+deletion (rollout, drain, eviction). To keep it across pods, patch that volume into a
+\`persistentVolumeClaim\` in your overlay, keep \`replicas: 1\` and use the \`Recreate\` strategy:
+the forwarder locks its spool directory, so two pods must never share one (the Helm chart's
+\`spool.persistence\` does all of this). To turn the spool off, patch the environment variable
+\`BLUEFLOOD_FORWARD_SPOOL_DIR\` with an empty value into the forwarder (as in the overlay below):
+an empty \`spool_dir\` means no spool.
+
 Both read Keystone credentials from the Secret \`$secret\`, mounted as a directory. Create it
 first (an empty \`username\` means no authentication):
 

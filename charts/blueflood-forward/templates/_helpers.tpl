@@ -112,7 +112,57 @@ app.kubernetes.io/component: {{ .Values.mode }}
 
 {{/* The keys the chart sets itself; forwarder.config may not set them. */}}
 {{- define "blueflood-forward.managedKeys" -}}
-{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" | toJson -}}
+{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" "spool_dir" "spool_bytes" "spool_full_policy" "spool_fsync" "spool_threshold" "spool_drain_rate" | toJson -}}
+{{- end -}}
+
+{{/*
+Bytes of a size: a whole number, or a Kubernetes quantity with a binary (Ki, Mi, Gi, Ti) or
+decimal (k, M, G, T) suffix. Takes (dict "value" V "what" "values.path").
+*/}}
+{{- define "blueflood-forward.bytes" -}}
+{{- $v := .value -}}
+{{- if or (kindIs "float64" $v) (kindIs "int64" $v) (kindIs "int" $v) -}}
+{{- if ne (float64 $v) (floor $v) -}}
+{{- fail (printf "%s: %v is not a whole number of bytes" .what $v) -}}
+{{- end -}}
+{{- int64 $v -}}
+{{- else -}}
+{{- $s := toString $v | trim -}}
+{{- if not (regexMatch "^(0|[1-9][0-9]*)(Ki|Mi|Gi|Ti|k|M|G|T)?$" $s) -}}
+{{- fail (printf "%s: %q is not a size: use a whole number of bytes or a quantity such as 900Mi, 1Gi or 500M" .what $s) -}}
+{{- end -}}
+{{- $digits := regexFind "^[0-9]+" $s -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- mul (int64 $digits) (get $units (trimPrefix $digits $s)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Bytes of the spool volume (spool.size). */}}
+{{- define "blueflood-forward.spoolSizeBytes" -}}
+{{- include "blueflood-forward.bytes" (dict "value" .Values.spool.size "what" "spool.size") -}}
+{{- end -}}
+
+{{/* spool_bytes: spool.bytes, or 90% of spool.size when it is empty. */}}
+{{- define "blueflood-forward.spoolBytes" -}}
+{{- $b := .Values.spool.bytes -}}
+{{- if or (kindIs "invalid" $b) (eq (toString $b) "") -}}
+{{- div (mul (int64 (include "blueflood-forward.spoolSizeBytes" .)) 9) 10 -}}
+{{- else -}}
+{{- include "blueflood-forward.bytes" (dict "value" $b "what" "spool.bytes") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* True (non-empty) when the spool lives on a PersistentVolumeClaim. */}}
+{{- define "blueflood-forward.spoolPersistent" -}}
+{{- if and .Values.spool.enabled .Values.spool.persistence.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "blueflood-forward.spoolClaimName" -}}
+{{- if .Values.spool.persistence.existingClaim -}}
+{{- .Values.spool.persistence.existingClaim -}}
+{{- else -}}
+{{- printf "%s-spool" (include "blueflood-forward.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* config.toml of the forwarder. */}}
@@ -164,6 +214,24 @@ secret_user_key = {{ .Values.auth.usernameKey | toJson }}
 secret_key_key = {{ .Values.auth.apiKeyKey | toJson }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if .Values.spool.enabled }}
+{{- $s := .Values.spool }}
+{{- if $s.persistence.enabled }}
+# Disk spool on the PersistentVolumeClaim {{ include "blueflood-forward.spoolClaimName" . }} (kept across pod deletions).
+{{- else }}
+# Disk spool on an emptyDir of {{ $s.size }}: kept across container restarts, lost with the pod.
+{{- end }}
+spool_dir = {{ $s.mountPath | toJson }}
+{{- if or (kindIs "invalid" $s.bytes) (eq (toString $s.bytes) "") }}
+spool_bytes = {{ include "blueflood-forward.spoolBytes" . }} # 90% of spool.size
+{{- else }}
+spool_bytes = {{ include "blueflood-forward.spoolBytes" . }}
+{{- end }}
+spool_full_policy = {{ $s.fullPolicy | toJson }}
+spool_fsync = {{ include "blueflood-forward.tomlValue" $s.fsync }}
+spool_threshold = {{ include "blueflood-forward.tomlValue" $s.threshold }}
+spool_drain_rate = {{ include "blueflood-forward.tomlValue" $s.drainRate }}
 {{- end }}
 {{- with $f.config }}
 # forwarder.config
@@ -294,6 +362,11 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
     {{- end }}
     - name: tmp
       mountPath: /tmp
+    {{- if .Values.spool.enabled }}
+    # spool_dir: segment files, the checkpoint and the lock file (the root filesystem is read-only).
+    - name: spool
+      mountPath: {{ .Values.spool.mountPath }}
+    {{- end }}
     {{- with $f.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -313,4 +386,15 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- if .Values.spool.enabled }}
+- name: spool
+  {{- if .Values.spool.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "blueflood-forward.spoolClaimName" . }}
+  {{- else }}
+  # Survives container restarts, not the pod's deletion; the kubelet evicts the pod past sizeLimit.
+  emptyDir:
+    sizeLimit: {{ .Values.spool.size }}
+  {{- end }}
+{{- end }}
 {{- end -}}

@@ -20,5 +20,28 @@
 {{- if and (eq .Values.mode "sidecar") .Values.forwarder.line.enabled (or (eq (int .Values.forwarder.line.port) (int .Values.relay.linePort)) (eq (int .Values.forwarder.line.port) (int .Values.relay.picklePort))) -}}
 {{- fail "forwarder.line.port must differ from the relay's ports" -}}
 {{- end -}}
+{{- if .Values.spool.enabled -}}
+{{- $s := .Values.spool -}}
+{{- $size := int64 (include "blueflood-forward.spoolSizeBytes" .) -}}
+{{- $bytes := int64 (include "blueflood-forward.spoolBytes" .) -}}
+{{- if gt $bytes $size -}}
+{{- fail (printf "spool.bytes (%d bytes) must not exceed spool.size (%s = %d bytes): the kubelet evicts a pod whose emptyDir outgrows its sizeLimit, and on a full PVC every spool write fails. Lower spool.bytes (leave room for the checkpoint and the segment being written) or leave it empty for 90%% of spool.size" $bytes (toString $s.size) $size) -}}
+{{- end -}}
+{{- if lt $bytes 4194304 -}}
+{{- fail (printf "spool.bytes (%d bytes) is below the forwarder's minimum spool of 4 MiB (4194304 bytes): raise spool.size or spool.bytes" $bytes) -}}
+{{- end -}}
+{{- $mp := trimSuffix "/" $s.mountPath -}}
+{{- if or (eq $mp "") (eq $mp "/tmp") (hasPrefix "/tmp/" $mp) (eq $mp "/etc/blueflood-forward") (hasPrefix "/etc/blueflood-forward/" $mp) (eq $mp (trimSuffix "/" .Values.auth.mountPath)) -}}
+{{- fail (printf "spool.mountPath (%s) must be a directory of its own, not /, /tmp or under /etc/blueflood-forward (the config and the credentials are mounted there)" $s.mountPath) -}}
+{{- end -}}
+{{- if $s.persistence.enabled -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail (printf "spool.persistence.enabled needs replicaCount: 1 (got %d): every replica would mount the same claim, and the forwarder locks its spool directory, so only one of them could start. For several replicas keep spool.persistence.enabled=false (an emptyDir per pod), or install one release (one claim) per replica" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if not .Values.podSecurityContext.fsGroup -}}
+{{- fail "spool.persistence.enabled needs podSecurityContext.fsGroup (e.g. 65532): without it the non-root forwarder cannot write to the volume" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := include "blueflood-forward.terminationGracePeriodSeconds" . -}}
 {{- end -}}

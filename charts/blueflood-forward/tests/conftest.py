@@ -76,12 +76,24 @@ def render(*values_files, sets=(), release="bf", namespace="graphite", expect_ok
     return Rendered(list(yaml.safe_load_all(p.stdout)))
 
 
-# The renders every test may use: both modes with defaults, both CI value files, every option.
+# The renders every test may use (the same as RENDERS in scripts/check-deploy.sh): both modes
+# with defaults, both CI value files, the spool off, on a chart-created PVC and on an existing
+# claim, every option.
 RENDERS = {
     "sidecar-default": ((), ()),
     "standalone-default": ((), ("mode=standalone",)),
     "sidecar": (("sidecar-values.yaml",), ()),
     "standalone": (("standalone-values.yaml",), ()),
+    "spool-off": ((), ("spool.enabled=false",)),
+    "spool-pvc": (("spool-pvc-values.yaml",), ()),
+    "spool-existing-claim": (
+        (),
+        (
+            "mode=standalone",
+            "spool.persistence.enabled=true",
+            "spool.persistence.existingClaim=blueflood-forward-spool",
+        ),
+    ),
     "all-options": (("all-options-values.yaml",), ()),
 }
 

@@ -1,5 +1,6 @@
 """Assertions on `helm template` output: what the chart promises in its README."""
 
+import json
 import os
 import re
 import subprocess
@@ -230,6 +231,11 @@ def test_writable_paths_are_volumes(each):
         assert volumes[tmp[0]["name"]]["emptyDir"]["sizeLimit"]
     if RELAY in [c["name"] for c in r.pod["containers"]]:
         assert volumes["relay-state"]["emptyDir"]["sizeLimit"]
+    spool = [m for m in r.container(FORWARDER)["volumeMounts"] if m["name"] == "spool"]
+    if spool:
+        assert not spool[0].get("readOnly")
+        vol = volumes["spool"]
+        assert ("emptyDir" in vol and vol["emptyDir"]["sizeLimit"]) or vol["persistentVolumeClaim"]["claimName"]
 
 
 def test_resources_have_requests_and_limits(each):
@@ -283,12 +289,6 @@ def test_config_is_passed_with_config_flag(each):
     assert m["mountPath"] == "/etc/blueflood-forward/config.toml"
 
 
-def test_no_spool_until_issue_6(each):
-    _, r = each
-    assert not [k for k in r.config if "spool" in k]
-    assert not [a for a in r.container(FORWARDER)["args"] if "spool" in a]
-
-
 def test_extra_config_keys_are_rendered(renders):
     cfg = renders["all-options"].config
     assert cfg["buffer_bytes"] == "128MiB"
@@ -305,7 +305,47 @@ def test_managed_keys_cannot_be_overridden():
 def test_schema_is_enforced():
     assert "value must be one of" in render(sets=("mode=daemonset",), expect_ok=False)
     assert "propertyName" in render(sets=("forwarder.config.BadKey=1",), expect_ok=False)
-    assert "additional properties" in render(sets=("spool.enabled=true",), expect_ok=False).lower()
+    assert "additional properties" in render(sets=("spool.bogus=1",), expect_ok=False).lower()
+    assert "value must be one of" in render(sets=("spool.fullPolicy=drop_newest",), expect_ok=False)
+    assert "/spool/size" in render(sets=("spool.size=1GB",), expect_ok=False)
+    assert "/spool/fsync" in render(sets=("spool.fsync=never",), expect_ok=False)
+    assert "/spool/threshold" in render(sets=("spool.threshold=1.5",), expect_ok=False)
+
+
+def test_rendered_config_is_accepted_by_the_binary(each, tmp_path):
+    """`blueflood-forward check --no-send` loads each rendered config.toml as a pod would (exit 64
+    and a `FAILED config` line when the binary refuses it). Paths of the pod's volumes point into
+    a temporary directory; Keystone and the Kubernetes API are unreachable on purpose, so later
+    steps may fail: only the configuration step counts here."""
+    binary = os.environ.get("BLUEFLOOD_FORWARD_BIN")
+    if not binary:
+        pytest.skip("BLUEFLOOD_FORWARD_BIN not set")
+    name, r = each
+    text = r.config_toml
+    cfg = r.config
+    if "spool_dir" in cfg:
+        (tmp_path / "spool").mkdir()  # the volume exists in the pod
+        text = text.replace(f"spool_dir = {json.dumps(cfg['spool_dir'])}", f"spool_dir = {json.dumps(str(tmp_path / 'spool'))}")
+    keystone = tmp_path / "keystone"
+    keystone.mkdir()
+    (keystone / "username").write_text("user\n")
+    (keystone / "apiKey").write_text("key\n")
+    text = text.replace('"/etc/blueflood-forward/keystone/', json.dumps(str(keystone) + "/")[:-1])
+    (tmp_path / "config.toml").write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOOD_FORWARD_", "KUBERNETES_"))}
+    env.update(
+        BLUEFLOOD_FORWARD_AUTH_URL="http://127.0.0.1:9/v2.0/tokens",  # nothing listens: fails fast
+        BLUEFLOOD_FORWARD_SECRET_NAMESPACE="graphite",  # a pod reads it from its service account
+        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+    )
+    p = subprocess.run(
+        [binary, "check", "--no-send", "--config", str(tmp_path / "config.toml")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    first = (p.stdout.splitlines() or [""])[0]
+    assert p.returncode != 64 and first.startswith("ok      config:"), (name, p.returncode, p.stdout, p.stderr)
+    if "spool_dir" in cfg:
+        assert str(tmp_path / "spool") in (tmp_path / "config.toml").read_text()
 
 
 def test_config_keys_are_known_to_the_binary(renders):
@@ -369,3 +409,159 @@ def test_labels_and_selectors(each):
     assert r.one("Service")["spec"]["selector"] == sel
     for d in r.docs:
         assert d["metadata"]["namespace"] == "graphite", d["metadata"]["name"]
+
+
+# ---------------------------------------------------------------- disk spool
+
+SPOOL_KEYS = {"spool_dir", "spool_bytes", "spool_full_policy", "spool_fsync", "spool_threshold", "spool_drain_rate"}
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+def spool_volume(r):
+    (vol,) = [v for v in r.pod["volumes"] if v["name"] == "spool"]
+    return vol
+
+
+def spool_mount(r):
+    (m,) = [m for m in r.container(FORWARDER)["volumeMounts"] if m["name"] == "spool"]
+    return m
+
+
+@pytest.mark.parametrize("name", ["sidecar-default", "standalone-default", "sidecar", "standalone"])
+def test_spool_is_on_by_default_on_an_emptydir(renders, name):
+    r = renders[name]
+    cfg = r.config
+    assert {k: cfg[k] for k in SPOOL_KEYS} == {
+        "spool_dir": "/var/spool/blueflood-forward",
+        "spool_bytes": GIB * 9 // 10,  # 90% of the volume: the kubelet evicts past sizeLimit
+        "spool_full_policy": "drop_oldest",
+        "spool_fsync": 1000,
+        "spool_threshold": 0.5,
+        "spool_drain_rate": 50000,
+    }
+    assert spool_mount(r)["mountPath"] == cfg["spool_dir"]
+    assert spool_volume(r) == {"name": "spool", "emptyDir": {"sizeLimit": "1Gi"}}
+    assert not r.all("PersistentVolumeClaim")
+    # Only the forwarder writes the spool; the root filesystem stays read-only.
+    if RELAY in [c["name"] for c in r.pod["containers"]]:
+        assert "spool" not in {m["name"] for m in r.container(RELAY)["volumeMounts"]}
+    assert r.container(FORWARDER)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert r.pod["securityContext"]["fsGroup"] == 65532
+    assert r.deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_spool_off(renders):
+    r = renders["spool-off"]
+    assert not SPOOL_KEYS & set(r.config)
+    assert "spool" not in {v["name"] for v in r.pod["volumes"]}
+    assert "spool" not in {m["name"] for m in r.container(FORWARDER)["volumeMounts"]}
+    assert not r.all("PersistentVolumeClaim")
+
+
+def test_spool_on_a_chart_created_pvc(renders):
+    r = renders["spool-pvc"]
+    pvc = r.one("PersistentVolumeClaim")
+    assert pvc["metadata"]["name"] == "bf-blueflood-forward-spool"
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "standard",
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
+    assert spool_volume(r) == {"name": "spool", "persistentVolumeClaim": {"claimName": "bf-blueflood-forward-spool"}}
+    cfg = r.config
+    assert cfg["spool_bytes"] == 4500 * MIB and cfg["spool_fsync"] == 500
+    assert spool_mount(r)["mountPath"] == cfg["spool_dir"] == "/var/spool/blueflood-forward"
+    # One claim, one lock: one pod, and the old one goes before the new one starts.
+    assert r.deployment["spec"]["replicas"] == 1
+    assert r.deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert r.pod["securityContext"]["fsGroup"]
+
+
+def test_spool_on_an_existing_claim(renders):
+    r = renders["spool-existing-claim"]
+    assert not r.all("PersistentVolumeClaim")
+    assert spool_volume(r) == {"name": "spool", "persistentVolumeClaim": {"claimName": "blueflood-forward-spool"}}
+    assert r.deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert [c["name"] for c in r.pod["containers"]] == [FORWARDER]
+    assert r.config["spool_dir"] == spool_mount(r)["mountPath"]
+
+
+def test_spool_every_option(renders):
+    r = renders["all-options"]
+    cfg = r.config
+    assert {k: cfg[k] for k in SPOOL_KEYS} == {
+        "spool_dir": "/var/lib/blueflood-forward/spool",
+        "spool_bytes": 1800 * MIB,
+        "spool_full_policy": "block",
+        "spool_fsync": "batch",
+        "spool_threshold": 0.75,
+        "spool_drain_rate": 20000,
+    }
+    assert spool_mount(r)["mountPath"] == "/var/lib/blueflood-forward/spool"
+    assert spool_volume(r)["emptyDir"] == {"sizeLimit": "2Gi"}
+    # Three replicas: an emptyDir each, and the chart's update strategy is kept.
+    assert r.deployment["spec"]["replicas"] == 3
+    assert r.deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
+
+
+@pytest.mark.parametrize(
+    "sets, expected",
+    [
+        (("spool.bytes=943718400",), 943718400),
+        (("spool.bytes=500M",), 500_000_000),
+        (("spool.size=10Gi",), 10 * GIB * 9 // 10),
+        (("spool.size=2G", "spool.bytes=2G"), 2_000_000_000),
+    ],
+)
+def test_spool_bytes(sets, expected):
+    assert render(sets=sets).config["spool_bytes"] == expected
+
+
+def test_spool_bytes_must_fit_the_volume():
+    err = render(sets=("spool.bytes=2Gi",), expect_ok=False)
+    assert "must not exceed spool.size" in err and "evicts" in err
+    err = render(sets=("spool.size=3Mi",), expect_ok=False)
+    assert "minimum spool of 4 MiB" in err
+    # Off: nothing to check.
+    render(sets=("spool.enabled=false", "spool.bytes=2Gi"))
+
+
+@pytest.mark.parametrize("claim", [(), ("spool.persistence.existingClaim=mine",)])
+def test_spool_pvc_needs_one_replica(claim):
+    err = render(sets=("spool.persistence.enabled=true", "replicaCount=2") + claim, expect_ok=False)
+    assert "needs replicaCount: 1" in err
+    render(sets=("spool.persistence.enabled=true", "replicaCount=1") + claim)
+    # An emptyDir per pod: any number of replicas.
+    assert render(sets=("replicaCount=4",)).deployment["spec"]["replicas"] == 4
+
+
+def test_spool_pvc_needs_fs_group():
+    err = render(sets=("spool.persistence.enabled=true", "podSecurityContext.fsGroup=null"), expect_ok=False)
+    assert "podSecurityContext.fsGroup" in err
+
+
+def test_spool_pvc_storage_class():
+    r = render(sets=("spool.persistence.enabled=true",))
+    assert "storageClassName" not in r.one("PersistentVolumeClaim")["spec"]  # the cluster's default
+    r = render(sets=("spool.persistence.enabled=true", "spool.persistence.storageClass=-"))
+    assert r.one("PersistentVolumeClaim")["spec"]["storageClassName"] == ""
+
+
+@pytest.mark.parametrize("path", ["/tmp", "/etc/blueflood-forward", "/etc/blueflood-forward/spool", "/"])
+def test_spool_mount_path_must_be_its_own(path):
+    assert "spool.mountPath" in render(sets=(f"spool.mountPath={path}",), expect_ok=False)
+
+
+def test_spool_keys_are_set_by_the_chart_only():
+    for key in SPOOL_KEYS:
+        err = render(sets=(f"forwarder.config.{key}=1",), expect_ok=False)
+        assert "set by the chart" in err, key
+
+
+def test_spool_settings_roll_the_pods():
+    a = render().deployment["spec"]["template"]["metadata"]["annotations"]
+    b = render(sets=("spool.threshold=0.8",)).deployment["spec"]["template"]["metadata"]["annotations"]
+    assert a["checksum/config"] != b["checksum/config"]
+    # --set makes 0.8 a string: the forwarder reads either
+    assert render(sets=("spool.threshold=0.8",)).config["spool_threshold"] in (0.8, "0.8")
