@@ -19,4 +19,5 @@ pub mod health;
 pub mod ingest;
 pub mod model;
 pub mod protocol;
+pub mod spool;
 pub mod telemetry;

@@ -345,10 +345,10 @@ async fn watch_files(source: FileSource, store: Arc<CredentialStore>, poll: Dura
 fn start_watcher(dirs: &[PathBuf], changed: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
         // Our own reads produce access events; reacting to them would loop.
-        if let Ok(e) = event {
-            if !matches!(e.kind, notify::EventKind::Access(_)) {
-                changed.notify_one();
-            }
+        if let Ok(e) = event
+            && !matches!(e.kind, notify::EventKind::Access(_))
+        {
+            changed.notify_one();
         }
     };
     let mut watcher = match notify::recommended_watcher(handler) {

@@ -178,12 +178,11 @@ fn clap_error(err: clap::Error) -> ConfigError {
         _ => {
             let mut text = err.render().to_string();
             // A mistyped `--kye=SECRET` would otherwise be echoed back whole.
-            if let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) {
-                if let Some((name, _)) = arg.split_once('=') {
-                    if arg.starts_with('-') {
-                        text = text.replace(arg.as_str(), &format!("{name}=..."));
-                    }
-                }
+            if let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg)
+                && let Some((name, _)) = arg.split_once('=')
+                && arg.starts_with('-')
+            {
+                text = text.replace(arg.as_str(), &format!("{name}=..."));
             }
             ConfigError::Invalid(text.trim_end().to_owned())
         }

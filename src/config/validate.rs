@@ -538,10 +538,10 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
 
     let Some((user, user_entry)) = v.optional_string("user")? else {
         // An empty user *file* is a broken Secret, not a request to turn authentication off.
-        if let (spec, Some(entry)) = v.entry("user")? {
-            if entry.origin.file.is_some() {
-                return Err(invalid(spec, entry, "a user name (the file is empty)"));
-            }
+        if let (spec, Some(entry)) = v.entry("user")?
+            && entry.origin.file.is_some()
+        {
+            return Err(invalid(spec, entry, "a user name (the file is empty)"));
         }
         return Ok(None);
     };

@@ -255,10 +255,10 @@ pub fn parse_rejected(body: &[u8]) -> RejectedPoints {
                 e.message.as_deref().unwrap_or("")
             ));
         }
-        if let (Some(name), Some(ts)) = (e.metric_name, e.timestamp) {
-            if !name.is_empty() {
-                out.points.entry(name).or_default().insert(ts);
-            }
+        if let (Some(name), Some(ts)) = (e.metric_name, e.timestamp)
+            && !name.is_empty()
+        {
+            out.points.entry(name).or_default().insert(ts);
         }
     }
     out

@@ -506,7 +506,7 @@ impl<'a, 'l> Vm<'a, 'l> {
             .get(from - 1)
             .ok_or(FrameError::Malformed("SETITEM/ADDITEMS without a target"))?;
         match (self.vals.get(target as usize), dict) {
-            (Some(Val::Dict), true) if n % 2 == 0 => {}
+            (Some(Val::Dict), true) if n.is_multiple_of(2) => {}
             (Some(Val::Set), false) => {}
             _ => return Err(FrameError::Malformed("SETITEM/ADDITEMS on a wrong target")),
         }

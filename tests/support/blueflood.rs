@@ -644,10 +644,10 @@ fn normal(
     };
 
     // 2. Media types.
-    if let Some(ct) = record.content_type.as_deref() {
-        if !ct.to_ascii_lowercase().contains("application/json") {
-            return Answer::message(415, "", &format!("Unsupported content-type: {ct}"));
-        }
+    if let Some(ct) = record.content_type.as_deref()
+        && !ct.to_ascii_lowercase().contains("application/json")
+    {
+        return Answer::message(415, "", &format!("Unsupported content-type: {ct}"));
     }
     if let Some(acc) = accept {
         let acc_l = acc.to_ascii_lowercase();
