@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Short fuzzing run of every cargo-fuzz target in fuzz/ (pickle_decode, line_decode):
-# SECONDS_PER_TARGET seconds each (default 60), seeded from fuzz/seeds/<target> (frames cut
-# from tests/data/pickle and sample lines); new inputs go to fuzz/corpus/<target>, crashes to
+# Short fuzzing run of every cargo-fuzz target in fuzz/ (pickle_decode, line_decode,
+# spool_record): SECONDS_PER_TARGET seconds each (default 60), seeded from fuzz/seeds/<target>
+# (frames cut from tests/data/pickle, sample lines, spool records written by the
+# `spool::record` unit tests); new inputs go to fuzz/corpus/<target>, crashes to
 # fuzz/artifacts/<target> (both gitignored). Exits non-zero on the first crash.
 #
 # cargo-fuzz needs a nightly compiler; on the stable toolchain RUSTC_BOOTSTRAP=1 unlocks the
@@ -14,7 +15,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(pickle_decode line_decode)
+  targets=(pickle_decode line_decode spool_record)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -283,3 +283,36 @@ proptest! {
         }
     }
 }
+
+/// The fuzzer's seeds (`fuzz/seeds/spool_record/`) are records as this encoder writes them, so
+/// they also pin the on-disk format: a change to it fails here. `SPOOL_RECORD_SEEDS=write`
+/// rewrites them.
+#[test]
+fn fuzz_seeds_are_what_the_encoder_writes() {
+    let unicode = [pt("métrique.温度.😀", -1, -0.0), pt("", 0, f64::NAN)];
+    let long = [pt(&"servers.web01.".repeat(12), 1_700_000_000_000, 0.25)];
+    let mut two = enc(&[pt("a.b", 1, 1.0)], 1);
+    encode(&unicode, 2, &mut two);
+    let mut torn = enc(&long, 3);
+    torn.truncate(torn.len() - 5);
+    let mut bad_crc = enc(&[pt("a.b", 1, 1.0)], 4);
+    bad_crc[4] ^= 0x40;
+    let seeds: [(&str, Vec<u8>); 6] = [
+        ("empty", enc(&[], 0)),
+        ("unicode", enc(&unicode, 1_700_000_000_123)),
+        ("long-name", enc(&long, 5)),
+        ("two-records", two),
+        ("torn", torn),
+        ("bad-checksum", bad_crc),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/spool_record");
+    let write = std::env::var_os("SPOOL_RECORD_SEEDS").is_some_and(|v| v == "write");
+    for (name, bytes) in seeds {
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+    }
+}
