@@ -2,8 +2,10 @@
 //! entered is either delivered, dropped with a named reason, buffered, or in flight.
 //!
 //! Invariant (checked by the tests at quiescence):
-//! `received = delivered + dropped (all reasons) + buffered + in_flight`.
-//! Moves between the last four are made by the component that owns the points, with
+//! `received + recovered = delivered + dropped (all reasons) + buffered + in_flight + spooled`,
+//! where `recovered` counts the points found in the disk spool at start (written by an earlier
+//! run) and `spooled` the points on disk not yet read back for delivery.
+//! Moves between the last five are made by the component that owns the points, with
 //! `Ordering::Relaxed` increments: a snapshot taken while points move may be off by the points
 //! in motion, never at rest.
 
@@ -28,12 +30,16 @@ pub enum DropReason {
     RejectedByBlueflood,
     /// One point alone encodes larger than the request limit.
     TooLarge,
-    /// Still undelivered when the shutdown deadline passed.
+    /// Still undelivered when the shutdown deadline passed (and not spooled).
     ShutdownTimeout,
+    /// In the oldest spool segment, deleted to make room (`spool_full_policy = drop_oldest`).
+    SpoolFull,
+    /// In a spool segment found corrupt after it was written (checksum failure while reading).
+    SpoolCorrupt,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::DecodeError,
         DropReason::Nan,
         DropReason::OutOfWindow,
@@ -41,6 +47,8 @@ impl DropReason {
         DropReason::RejectedByBlueflood,
         DropReason::TooLarge,
         DropReason::ShutdownTimeout,
+        DropReason::SpoolFull,
+        DropReason::SpoolCorrupt,
     ];
 
     pub fn label(self) -> &'static str {
@@ -52,6 +60,8 @@ impl DropReason {
             DropReason::RejectedByBlueflood => "rejected_by_blueflood",
             DropReason::TooLarge => "too_large",
             DropReason::ShutdownTimeout => "shutdown_timeout",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::SpoolCorrupt => "spool_corrupt",
         }
     }
 
@@ -108,6 +118,10 @@ pub struct Ledger {
     buffered_points: AtomicU64,
     buffered_bytes: AtomicU64,
     in_flight_points: AtomicU64,
+    spooled_points: AtomicU64,
+    recovered: AtomicU64,
+    spool_written: AtomicU64,
+    spool_read: AtomicU64,
     bad_input: [AtomicU64; BadInput::ALL.len()],
     requests_ok: AtomicU64,
     requests_failed: AtomicU64,
@@ -182,6 +196,39 @@ impl Ledger {
         self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
+    /// In-flight points were written to the spool.
+    pub fn in_flight_to_spool(&self, n: u64) {
+        self.spool_written.fetch_add(n, Ordering::Relaxed);
+        self.spooled_points.fetch_add(n, Ordering::Relaxed);
+        self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Points read back from the spool for delivery.
+    pub fn spool_to_in_flight(&self, n: u64) {
+        self.spool_read.fetch_add(n, Ordering::Relaxed);
+        self.in_flight_points.fetch_add(n, Ordering::Relaxed);
+        self.spooled_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Points read back from the spool whose delivery was cut short (shutdown deadline): they
+    /// were never acknowledged, so they are still on disk and the next start replays them.
+    pub fn in_flight_back_to_spool(&self, n: u64) {
+        self.spooled_points.fetch_add(n, Ordering::Relaxed);
+        self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Points found in the spool at start (written by an earlier run).
+    pub fn recovered(&self, n: u64) {
+        self.recovered.fetch_add(n, Ordering::Relaxed);
+        self.spooled_points.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Spooled points were lost (evicted, or found corrupt).
+    pub fn spool_dropped(&self, reason: DropReason, n: u64) {
+        self.dropped(reason, n);
+        self.spooled_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
     pub fn request_ok(&self) {
         self.requests_ok.fetch_add(1, Ordering::Relaxed);
         self.last_success_ms
@@ -251,6 +298,10 @@ impl Ledger {
             buffered_points: load(&self.buffered_points),
             buffered_bytes: load(&self.buffered_bytes),
             in_flight_points: load(&self.in_flight_points),
+            spooled_points: load(&self.spooled_points),
+            recovered: load(&self.recovered),
+            spool_written: load(&self.spool_written),
+            spool_read: load(&self.spool_read),
             bad_input: BadInput::ALL.map(|b| (b, load(&self.bad_input[b.index()]))),
             requests_ok: load(&self.requests_ok),
             requests_failed: load(&self.requests_failed),
@@ -275,6 +326,14 @@ pub struct LedgerSnapshot {
     pub buffered_points: u64,
     pub buffered_bytes: u64,
     pub in_flight_points: u64,
+    /// On disk in the spool, not yet read back.
+    pub spooled_points: u64,
+    /// Found in the spool at start.
+    pub recovered: u64,
+    /// Written to the spool (total).
+    pub spool_written: u64,
+    /// Read back from the spool for delivery (total).
+    pub spool_read: u64,
     pub bad_input: [(BadInput, u64); BadInput::ALL.len()],
     pub requests_ok: u64,
     pub requests_failed: u64,
@@ -309,9 +368,13 @@ impl LedgerSnapshot {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// `received = delivered + dropped + buffered + in_flight`.
+    /// `received + recovered = delivered + dropped + buffered + in_flight + spooled`.
     pub fn balanced(&self) -> bool {
-        self.received()
-            == self.delivered + self.dropped_total() + self.buffered_points + self.in_flight_points
+        self.received() + self.recovered
+            == self.delivered
+                + self.dropped_total()
+                + self.buffered_points
+                + self.in_flight_points
+                + self.spooled_points
     }
 }

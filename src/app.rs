@@ -8,8 +8,8 @@
 //! Shutdown (on [`Running::shutdown`], which the binary calls on SIGTERM/SIGINT): readiness
 //! turns to draining, listeners stop accepting and connections read what is already waiting;
 //! then everything buffered is flushed; whatever is still undelivered when `shutdown_timeout`
-//! (counted from the signal) runs out is counted as `shutdown_timeout`. The admin server
-//! answers until the end.
+//! (counted from the signal) runs out is counted as `shutdown_timeout` — or, with a spool,
+//! written to the spool for the next start. The admin server answers until the end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
 use crate::admin::{self, AdminBindError, AdminState};
 use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
-use crate::config::settings::{Protocol, Settings};
+use crate::config::settings::{Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
@@ -32,6 +32,8 @@ use crate::health::{BEAT_EVERY, Health};
 use crate::ingest::bind::{self, BindError};
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
+use crate::spool::drain::Drainer;
+use crate::spool::{Refused, Spool, SpoolOpenError};
 use crate::telemetry::metrics::{self, Instruments};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum StartError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Spool(#[from] SpoolOpenError),
 }
 
 /// Everything built and bound; nothing read yet. `/readyz` answers 503 "starting".
@@ -58,6 +62,7 @@ pub struct Starting {
     buffer: Arc<Buffer>,
     health: Arc<Health>,
     delivery: Arc<DeliveryContext>,
+    spool: Option<Arc<Spool>>,
     abort: CancellationToken,
     admin_stop: CancellationToken,
 }
@@ -162,6 +167,12 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     let auth = auth::provider(auth_settings, AuthTiming::from_forward(&settings.forward)).await?;
     let instruments = Arc::new(Instruments::default());
     let abort = CancellationToken::new();
+    // Opened (and recovered) before any socket is read; a disk that cannot be used is not
+    // fatal (memory only, retried), a spool held by another forwarder is.
+    let spool = match &settings.spool {
+        Some(s) => Some(Spool::open(s.clone(), ledger.clone(), logs.clone()).await?),
+        None => None,
+    };
     let delivery = Arc::new(DeliveryContext {
         transport,
         auth: auth.clone(),
@@ -173,6 +184,7 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         retry_initial: settings.forward.retry_initial,
         retry_max: settings.forward.retry_max,
         abort: abort.clone(),
+        spool: spool.clone(),
     });
 
     let admin_listener = admin::bind(settings.admin.addr).await?;
@@ -187,8 +199,15 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         ledger: ledger.clone(),
         buffer: buffer.clone(),
         auth: auth.clone(),
-        registry: metrics::registry(&instruments, ledger.clone(), buffer.clone(), auth),
+        registry: metrics::registry(
+            &instruments,
+            ledger.clone(),
+            buffer.clone(),
+            auth,
+            spool.clone(),
+        ),
         buffer_policy: settings.buffer.policy,
+        spool: spool.clone(),
         token: settings.admin.token.clone(),
     });
     let admin_stop = CancellationToken::new();
@@ -234,6 +253,7 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         buffer,
         health,
         delivery,
+        spool,
         abort,
         admin_stop,
     })
@@ -253,6 +273,7 @@ impl Starting {
             buffer,
             health,
             delivery,
+            spool,
             abort,
             admin_stop,
         } = self;
@@ -274,6 +295,36 @@ impl Starting {
         };
         drop(watchdog);
 
+        let spool_threshold = settings.spool.as_ref().map_or(1.0, |s| s.threshold);
+        let drainer = spool.as_ref().map(|spool| {
+            let s = spool.settings();
+            tokio::spawn(
+                Drainer {
+                    spool: spool.clone(),
+                    ctx: delivery.clone(),
+                    buffer: buffer.clone(),
+                    max_body_bytes: settings.forward.max_body_bytes,
+                    rate: s.drain_rate,
+                    threshold: s.threshold,
+                    stop: shutdown.clone(),
+                }
+                .run(),
+            )
+        });
+        if let Some(spool) = &spool
+            && let SpoolFsync::Every(every) = spool.settings().fsync
+        {
+            let spool = spool.clone();
+            let stop = admin_stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => spool.sync().await,
+                        () = stop.cancelled() => break,
+                    }
+                }
+            });
+        }
         let flusher = tokio::spawn(
             Flusher {
                 buffer: buffer.clone(),
@@ -283,10 +334,13 @@ impl Starting {
                 concurrency: settings.forward.concurrency,
                 inputs_done: inputs_done.clone(),
                 health: health.clone(),
+                spool: spool.clone(),
+                spool_threshold,
             }
             .run(),
         );
 
+        let supervisor_logs = logs.clone();
         let ingest = Arc::new(IngestContext {
             normalizer: Normalizer::new(&settings.ingest),
             settings: settings.ingest.clone(),
@@ -321,8 +375,11 @@ impl Starting {
             inputs_done,
             abort,
             flusher,
+            drainer,
+            spool,
             buffer: buffer.clone(),
             ledger: ledger.clone(),
+            logs: supervisor_logs,
             admin_stop,
         }));
         Running {
@@ -344,8 +401,11 @@ struct Supervised {
     inputs_done: CancellationToken,
     abort: CancellationToken,
     flusher: JoinHandle<()>,
+    drainer: Option<JoinHandle<()>>,
+    spool: Option<Arc<Spool>>,
     buffer: Arc<Buffer>,
     ledger: Arc<Ledger>,
+    logs: Arc<LogLimits>,
     admin_stop: CancellationToken,
 }
 
@@ -357,8 +417,11 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
         inputs_done,
         abort,
         mut flusher,
+        drainer,
+        spool,
         buffer,
         ledger,
+        logs,
         admin_stop,
     } = s;
     shutdown.cancelled().await;
@@ -379,11 +442,19 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
     if !flushed {
         abort.cancel();
         // Closing releases connections blocked on a full buffer; what they hold is counted.
-        buffer.close_and_drop();
+        keep_or_drop(&buffer, spool.as_deref(), &ledger, &logs).await;
         listeners.wait().await;
         let _ = flusher.await;
     }
-    buffer.close_and_drop();
+    keep_or_drop(&buffer, spool.as_deref(), &ledger, &logs).await;
+    // Live data is settled; a spooled record still being retried stays on disk.
+    abort.cancel();
+    if let Some(drainer) = drainer {
+        let _ = drainer.await;
+    }
+    if let Some(spool) = &spool {
+        spool.sync().await;
+    }
     let s = ledger.snapshot();
     let lost = s.dropped(DropReason::ShutdownTimeout);
     if lost > 0 {
@@ -397,4 +468,24 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
     );
     admin_stop.cancel();
     s
+}
+
+/// Closes the buffer; what it still holds goes to the spool, or is counted lost without one.
+async fn keep_or_drop(buffer: &Buffer, spool: Option<&Spool>, ledger: &Ledger, logs: &LogLimits) {
+    let Some(spool) = spool else {
+        buffer.close_and_drop();
+        return;
+    };
+    let points = buffer.close_and_take();
+    let n = points.len();
+    if let Err(Refused(rest)) = spool.spill(points).await {
+        crate::events::InFlightDropped {
+            reason: DropReason::ShutdownTimeout,
+            count: rest.len() as u64,
+            detail: "shutdown deadline",
+        }
+        .emit(ledger, logs);
+    } else if n > 0 {
+        tracing::info!(datapoints = n, "buffered datapoints spooled at shutdown");
+    }
 }

@@ -60,6 +60,7 @@ pub struct LogLimits {
     pub refused: RateLimit,
     pub dropped: RateLimit,
     pub delivery: RateLimit,
+    pub spool: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -71,6 +72,7 @@ impl Default for LogLimits {
             refused: RateLimit::new(p),
             dropped: RateLimit::new(p),
             delivery: RateLimit::new(Duration::from_secs(5)),
+            spool: RateLimit::new(Duration::from_secs(10)),
         }
     }
 }
@@ -223,6 +225,99 @@ impl DeliveryRetry<'_> {
                 cause = self.cause,
                 suppressed,
                 "delivery failed, will retry; data is kept"
+            );
+        }
+    }
+}
+
+/// The spool was opened: what an earlier run left on disk.
+pub struct SpoolRecovered<'a> {
+    pub dir: &'a std::path::Path,
+    pub recovery: &'a crate::spool::store::Recovery,
+}
+
+impl SpoolRecovered<'_> {
+    pub fn emit(&self, ledger: &Ledger) {
+        let r = self.recovery;
+        ledger.recovered(r.points);
+        if r.corrupt_records > 0 {
+            tracing::error!(
+                dir = %self.dir.display(),
+                corrupt_records = r.corrupt_records,
+                corrupt_bytes = r.corrupt_bytes,
+                "spool: damaged records found and cut off (torn last write or corruption); the rest is replayed"
+            );
+        }
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments = r.segments,
+            records = r.records,
+            datapoints = r.points,
+            bytes = r.bytes,
+            checkpoint_missing_or_corrupt = r.checkpoint_missing_or_corrupt,
+            "spool opened; datapoints left by an earlier run will be replayed"
+        );
+    }
+}
+
+/// A spool operation failed on the disk; the spool rests and the points stay in memory.
+pub struct SpoolWriteFailed<'a> {
+    pub op: &'static str,
+    pub error: &'a crate::spool::store::StoreError,
+    pub retry_in: Duration,
+}
+
+impl SpoolWriteFailed<'_> {
+    pub fn emit(&self, limits: &LogLimits) {
+        if let Some(suppressed) = limits.spool.check() {
+            tracing::error!(
+                op = self.op,
+                error = %self.error,
+                retry_in_s = self.retry_in.as_secs(),
+                suppressed,
+                "spool disk error: keeping datapoints in memory until the spool works again"
+            );
+        }
+    }
+}
+
+/// The spool was full and its oldest segments were deleted (`spool_full_policy = drop_oldest`).
+pub struct SpoolEvicted {
+    pub segments: u64,
+    pub points: u64,
+}
+
+impl SpoolEvicted {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.spool_dropped(DropReason::SpoolFull, self.points);
+        if let Some(suppressed) = limits.spool.check() {
+            tracing::warn!(
+                segments = self.segments,
+                count = self.points,
+                reason = DropReason::SpoolFull.label(),
+                suppressed,
+                "spool full: oldest segments deleted"
+            );
+        }
+    }
+}
+
+/// A spooled record failed its checksum when read back: the rest of its segment is cut off.
+pub struct SpoolCorruptFound {
+    pub points: u64,
+    pub bytes: u64,
+}
+
+impl SpoolCorruptFound {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.spool_dropped(DropReason::SpoolCorrupt, self.points);
+        if let Some(suppressed) = limits.spool.check() {
+            tracing::error!(
+                count = self.points,
+                bytes = self.bytes,
+                reason = DropReason::SpoolCorrupt.label(),
+                suppressed,
+                "spool: corrupt record found while reading; the rest of its segment was cut off"
             );
         }
     }

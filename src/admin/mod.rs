@@ -35,6 +35,8 @@ pub struct AdminState {
     pub auth: Arc<dyn TokenProvider>,
     pub registry: Registry,
     pub buffer_policy: BufferPolicy,
+    /// The disk spool, when configured.
+    pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
     pub token: Option<SecretString>,
 }
 

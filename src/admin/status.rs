@@ -17,6 +17,8 @@ pub struct Status {
     pub ready: bool,
     pub not_ready_reason: Option<String>,
     pub buffer: BufferStatus,
+    /// `null` when no spool is configured.
+    pub spool: Option<SpoolStatusDoc>,
     pub delivery: DeliveryStatus,
     pub ledger: LedgerStatus,
     pub connections: ConnectionStatus,
@@ -31,6 +33,30 @@ pub struct BufferStatus {
     pub fill_ratio: f64,
     pub oldest_age_seconds: Option<f64>,
     pub policy: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SpoolStatusDoc {
+    pub dir: String,
+    /// False after a disk error, until the spool works again (data stays in memory meanwhile).
+    pub available: bool,
+    /// Blueflood is failing: new batches go to the spool instead of the wire.
+    pub spooling: bool,
+    pub datapoints: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub segments: usize,
+    pub oldest_age_seconds: Option<f64>,
+    pub full_policy: &'static str,
+    /// Datapoints found on disk at start, and how many of them have been read back so far.
+    pub replay_total: u64,
+    pub replay_done: u64,
+    pub written_total: u64,
+    pub read_total: u64,
+    pub corrupt_records: u64,
+    pub corrupt_bytes: u64,
+    pub evicted_segments: u64,
+    pub write_errors: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,8 +80,12 @@ pub struct LedgerStatus {
     pub dropped_total: u64,
     pub buffered: u64,
     pub in_flight: u64,
+    pub spooled: u64,
+    /// Datapoints found in the spool at start (an earlier run's).
+    pub recovered: u64,
     pub bad_input: BTreeMap<&'static str, u64>,
-    /// `received = delivered + dropped_total + buffered + in_flight` (while nothing moves).
+    /// `received + recovered = delivered + dropped_total + buffered + in_flight + spooled`
+    /// (while nothing moves).
     pub balanced: bool,
 }
 
@@ -95,6 +125,31 @@ impl Status {
                     crate::config::settings::BufferPolicy::Block => "block",
                 },
             },
+            spool: s.spool.as_ref().map(|spool| {
+                let st = spool.status();
+                SpoolStatusDoc {
+                    dir: st.dir.display().to_string(),
+                    available: st.available,
+                    spooling: st.degraded,
+                    datapoints: l.spooled_points,
+                    bytes: st.bytes,
+                    max_bytes: st.max_bytes,
+                    segments: st.segments,
+                    oldest_age_seconds: st.oldest_age_seconds(),
+                    full_policy: match spool.settings().full_policy {
+                        crate::config::settings::SpoolFullPolicy::DropOldest => "drop_oldest",
+                        crate::config::settings::SpoolFullPolicy::Block => "block",
+                    },
+                    replay_total: st.recovered_points,
+                    replay_done: st.replayed_points,
+                    written_total: l.spool_written,
+                    read_total: l.spool_read,
+                    corrupt_records: st.corrupt_records,
+                    corrupt_bytes: st.corrupt_bytes,
+                    evicted_segments: st.evicted_segments,
+                    write_errors: st.write_errors,
+                }
+            }),
             delivery: DeliveryStatus {
                 in_flight_requests: l.requests_in_flight,
                 in_flight_datapoints: l.in_flight_points,
@@ -117,6 +172,8 @@ impl Status {
                 dropped_total: l.dropped_total(),
                 buffered: l.buffered_points,
                 in_flight: l.in_flight_points,
+                spooled: l.spooled_points,
+                recovered: l.recovered,
                 bad_input: l.bad_input.iter().map(|(b, n)| (b.label(), *n)).collect(),
                 balanced: l.balanced(),
             },

@@ -249,6 +249,27 @@ impl Buffer {
         n
     }
 
+    /// Refuses all further points and takes out everything buffered (the ledger moves it to
+    /// in flight), for the spool to keep at the shutdown deadline. Wakes every blocked pusher.
+    pub fn close_and_take(&self) -> Vec<Datapoint> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let bytes = inner.bytes;
+        let mut points = Vec::with_capacity(inner.entries.len());
+        while let Some(e) = inner.entries.pop_front() {
+            points.push(e.point);
+        }
+        inner.bytes = 0;
+        drop(inner);
+        if !points.is_empty() {
+            self.ledger
+                .buffer_to_in_flight(points.len() as u64, bytes as u64);
+        }
+        self.room_ready.notify_waiters();
+        self.data_ready.notify_one();
+        points
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }

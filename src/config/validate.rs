@@ -366,8 +366,8 @@ fn spool_settings(v: &Values<'_>) -> Result<Option<SpoolSettings>, ConfigError> 
         Scalar::Str(s) => s.trim().parse::<f64>().ok(),
         Scalar::Bool(_) => None,
     }
-    .filter(|f| *f >= 0.0 && *f <= 1.0)
-    .ok_or_else(|| invalid(spec, entry, "a fraction from 0 to 1, such as 0.5"))?;
+    .filter(|f| *f > 0.0 && *f <= 1.0)
+    .ok_or_else(|| invalid(spec, entry, "a fraction above 0 and at most 1, such as 0.5"))?;
     let drain_rate = v.integer("spool_drain_rate", 1, u64::MAX, false)?;
     let Some((dir, _)) = v.optional_string("spool_dir")? else {
         return Ok(None);

@@ -3,6 +3,11 @@
 //! exponential backoff and jitter (honouring `Retry-After`) for as long as it takes, or until
 //! the shutdown deadline; a 400 is bisected so that only the points Blueflood cannot take are
 //! dropped; a 413 is split; a 207 drops exactly the listed points and never re-sends the rest.
+//!
+//! With a spool, a live batch that fails is written to disk instead of being retried in memory
+//! (the spool's drainer retries it), and what the shutdown deadline cuts short is spooled
+//! instead of dropped. A batch read back from the spool is retried here; if the deadline cuts
+//! it short it simply stays on disk, unacknowledged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +23,26 @@ use crate::auth::{Token, TokenProvider};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits};
 use crate::model::Datapoint;
+use crate::spool::{Refused, Spool};
 use crate::telemetry::metrics::Instruments;
+
+/// Where a batch comes from, which decides what happens when it cannot be delivered now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Taken from the memory buffer: spooled on failure (when a spool is configured).
+    Live,
+    /// Read back from the spool: retried here; left on disk if the deadline comes.
+    Spooled,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Every point is delivered, dropped with a reason, or (live) spooled.
+    Done,
+    /// The deadline cut a spooled batch short: it stays on disk (not to be acknowledged).
+    LeftInSpool,
+}
 
 /// What every delivery task shares.
 pub struct DeliveryContext {
@@ -33,6 +57,8 @@ pub struct DeliveryContext {
     pub retry_max: Duration,
     /// Fires at the shutdown deadline: stop retrying, count what is left as lost.
     pub abort: CancellationToken,
+    /// The disk spool, when configured.
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// A part of a batch still to be delivered.
@@ -76,33 +102,96 @@ impl DeliveryContext {
     }
 
     /// Delivers `points` (whose encoded body is `json`) and accounts for every one of them.
-    pub async fn deliver(&self, points: Vec<Datapoint>, json: Vec<u8>) {
+    pub async fn deliver(&self, points: Vec<Datapoint>, json: Vec<u8>, origin: Origin) -> Settled {
         let mut queue = vec![Part {
             points,
             json: Some(json),
             delay: Duration::ZERO,
         }];
         while let Some(part) = queue.pop() {
-            if !self.deliver_part(part, &mut queue).await {
-                let left: usize = queue.iter().map(|p| p.points.len()).sum();
-                self.drop_points(DropReason::ShutdownTimeout, left, "shutdown deadline");
-                return;
+            if let Err(mut left) = self.deliver_part(part, &mut queue, origin).await {
+                for p in queue {
+                    left.extend(p.points);
+                }
+                return self.cut_short(left, origin).await;
+            }
+        }
+        Settled::Done
+    }
+
+    /// The deadline came first: spool what is live (or count it lost), leave what came from
+    /// the spool on disk.
+    async fn cut_short(&self, points: Vec<Datapoint>, origin: Origin) -> Settled {
+        match (origin, &self.spool) {
+            (Origin::Spooled, _) => {
+                self.ledger.in_flight_back_to_spool(points.len() as u64);
+                Settled::LeftInSpool
+            }
+            (Origin::Live, Some(spool)) => {
+                let n = points.len();
+                match spool.spill(points).await {
+                    Ok(()) => tracing::info!(datapoints = n, "spooled at the shutdown deadline"),
+                    Err(Refused(rest)) => {
+                        self.drop_points(
+                            DropReason::ShutdownTimeout,
+                            rest.len(),
+                            "shutdown deadline",
+                        );
+                    }
+                }
+                Settled::Done
+            }
+            (Origin::Live, None) => {
+                self.drop_points(
+                    DropReason::ShutdownTimeout,
+                    points.len(),
+                    "shutdown deadline",
+                );
+                Settled::Done
             }
         }
     }
 
-    /// Delivers one part, pushing any sub-parts it splits into onto `queue`. Returns `false`
-    /// when the shutdown deadline aborted it (its points are then counted as lost).
-    async fn deliver_part(&self, part: Part, queue: &mut Vec<Part>) -> bool {
+    /// A live part failed: hand it to the spool (whose drainer will retry it) instead of
+    /// retrying it here. Gives the points back when the spool cannot take them.
+    async fn spill_failed(
+        &self,
+        points: Vec<Datapoint>,
+        origin: Origin,
+    ) -> Result<(), Vec<Datapoint>> {
+        let Some(spool) = &self.spool else {
+            return Err(points);
+        };
+        // Either way Blueflood is failing: new batches should go to disk, not to the wire.
+        spool.set_degraded();
+        match origin {
+            Origin::Live => spool.spill(points).await.map_err(|Refused(p)| p),
+            Origin::Spooled => Err(points),
+        }
+    }
+
+    fn stored(&self) {
+        if let Some(spool) = &self.spool {
+            spool.clear_degraded();
+        }
+    }
+
+    /// Delivers one part, pushing any sub-parts it splits into onto `queue`. `Err` with the
+    /// part's points when the shutdown deadline cut it short.
+    async fn deliver_part(
+        &self,
+        part: Part,
+        queue: &mut Vec<Part>,
+        origin: Origin,
+    ) -> Result<(), Vec<Datapoint>> {
         let Part {
-            points,
+            mut points,
             json,
             delay,
         } = part;
         let n = points.len();
         if !delay.is_zero() && !self.sleep(delay).await {
-            self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-            return false;
+            return Err(points);
         }
         let json = json.unwrap_or_else(|| blueflood::encode_body(&points, self.ttl_seconds));
         let body = Prepared::new(json, self.compression);
@@ -110,27 +199,28 @@ impl DeliveryContext {
         let mut reauthenticated = false;
         loop {
             if self.abort.is_cancelled() {
-                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-                return false;
+                return Err(points);
             }
             let token = match self.auth.token().await {
                 Ok(t) => t,
                 Err(e) => {
-                    // Auth down never costs data: keep the batch and back off.
+                    // Auth down never costs data: keep the batch (or spool it) and back off.
+                    points = match self.spill_failed(points, origin).await {
+                        Ok(()) => return Ok(()),
+                        Err(p) => p,
+                    };
                     let delay = self.backoff(attempt, None);
                     let cause = format!("authentication failed: {e}");
                     self.retry(attempt, delay, n, &cause, false);
                     attempt += 1;
                     if !self.sleep(delay).await {
-                        self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-                        return false;
+                        return Err(points);
                     }
                     continue;
                 }
             };
             let Some(sent) = self.send_once(&body, token.as_ref(), n, attempt).await else {
-                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-                return false;
+                return Err(points);
             };
             let (retry_after, cause, loud) = match sent {
                 Err(e) => {
@@ -146,6 +236,7 @@ impl DeliveryContext {
                         Verdict::Stored | Verdict::ProbablyStored | Verdict::PartiallyRejected(_)
                     ) {
                         self.ledger.request_ok();
+                        self.stored();
                     } else {
                         self.ledger
                             .request_failed(&format!("HTTP {} from Blueflood", answer.status));
@@ -154,15 +245,15 @@ impl DeliveryContext {
                         Verdict::Stored | Verdict::ProbablyStored => {
                             self.ledger.delivered(n as u64);
                             tracing::debug!(datapoints = n, status = answer.status, "delivered");
-                            return true;
+                            return Ok(());
                         }
                         Verdict::PartiallyRejected(rejected) => {
                             self.settle_partial(&points, &rejected);
-                            return true;
+                            return Ok(());
                         }
                         Verdict::BadRequest(rejected) => {
                             self.isolate_bad(points, &rejected, queue);
-                            return true;
+                            return Ok(());
                         }
                         Verdict::TooLarge => {
                             if n <= 1 {
@@ -176,7 +267,7 @@ impl DeliveryContext {
                                 let pause = self.backoff(0, None);
                                 split_into(points, pause, queue);
                             }
-                            return true;
+                            return Ok(());
                         }
                         Verdict::Unauthorized => {
                             if let Some(t) = &token {
@@ -204,13 +295,19 @@ impl DeliveryContext {
                     }
                 }
             };
+            points = match self.spill_failed(points, origin).await {
+                Ok(()) => {
+                    tracing::debug!(datapoints = n, cause, "delivery failed; batch spooled");
+                    return Ok(());
+                }
+                Err(p) => p,
+            };
             let delay = self.backoff(attempt, retry_after);
             self.retry(attempt, delay, n, &cause, loud);
             attempt += 1;
             reauthenticated = false;
             if !self.sleep(delay).await {
-                self.drop_points(DropReason::ShutdownTimeout, n, "shutdown deadline");
-                return false;
+                return Err(points);
             }
         }
     }

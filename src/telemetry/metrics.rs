@@ -17,6 +17,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::accounting::Ledger;
 use crate::auth::TokenProvider;
 use crate::buffer::Buffer;
+use crate::spool::Spool;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusClass {
@@ -64,6 +65,7 @@ pub fn registry(
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
+    spool: Option<Arc<Spool>>,
 ) -> Registry {
     let mut registry = Registry::with_prefix("blueflood_forward");
     registry.register_with_unit(
@@ -81,6 +83,7 @@ pub fn registry(
         ledger,
         buffer,
         auth,
+        spool,
     }));
     registry
 }
@@ -96,6 +99,7 @@ struct LedgerCollector {
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
+    spool: Option<Arc<Spool>>,
 }
 
 impl std::fmt::Debug for LedgerCollector {
@@ -139,6 +143,111 @@ fn labelled_counters<'a>(
         ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
+}
+
+impl LedgerCollector {
+    fn encode_spool(
+        &self,
+        enc: &mut DescriptorEncoder<'_>,
+        spool: &Spool,
+        s: &crate::accounting::LedgerSnapshot,
+    ) -> std::fmt::Result {
+        let st = spool.status();
+        gauge(
+            enc,
+            "spool_datapoints",
+            "Datapoints in the disk spool, not yet read back",
+            None,
+            s.spooled_points as f64,
+        )?;
+        gauge(
+            enc,
+            "spool",
+            "Disk spool use",
+            Some(&Unit::Bytes),
+            st.bytes as f64,
+        )?;
+        gauge(
+            enc,
+            "spool_limit",
+            "Disk spool bound",
+            Some(&Unit::Bytes),
+            st.max_bytes as f64,
+        )?;
+        gauge(
+            enc,
+            "spool_segments",
+            "Segment files in the disk spool",
+            None,
+            st.segments as f64,
+        )?;
+        gauge(
+            enc,
+            "spool_oldest_age",
+            "Age of the oldest unacknowledged spool record (0 when empty)",
+            Some(&Unit::Seconds),
+            st.oldest_age_seconds().unwrap_or(0.0),
+        )?;
+        gauge(
+            enc,
+            "spool_available",
+            "1 when the spool can be written, 0 after a disk error",
+            None,
+            f64::from(u8::from(st.available)),
+        )?;
+        gauge(
+            enc,
+            "spool_spooling",
+            "1 while Blueflood is failing and new batches go to the spool",
+            None,
+            f64::from(u8::from(st.degraded)),
+        )?;
+        counter(
+            enc,
+            "spool_written_datapoints",
+            "Datapoints written to the spool",
+            s.spool_written,
+        )?;
+        counter(
+            enc,
+            "spool_read_datapoints",
+            "Datapoints read back from the spool for delivery",
+            s.spool_read,
+        )?;
+        gauge(
+            enc,
+            "spool_replay_total_datapoints",
+            "Datapoints found in the spool at start",
+            None,
+            st.recovered_points as f64,
+        )?;
+        gauge(
+            enc,
+            "spool_replay_done_datapoints",
+            "Of those, datapoints read back so far",
+            None,
+            st.replayed_points as f64,
+        )?;
+        counter(
+            enc,
+            "spool_corrupt_records",
+            "Spool records found damaged (checksum, torn write) and cut off",
+            st.corrupt_records,
+        )?;
+        counter(
+            enc,
+            "spool_evicted_segments",
+            "Spool segments deleted because the spool was full",
+            st.evicted_segments,
+        )?;
+        counter(
+            enc,
+            "spool_errors",
+            "Spool disk operations that failed (data kept in memory)",
+            st.write_errors,
+        )?;
+        Ok(())
+    }
 }
 
 impl Collector for LedgerCollector {
@@ -259,6 +368,9 @@ impl Collector for LedgerCollector {
             None,
             s.connections_open as f64,
         )?;
+        if let Some(spool) = &self.spool {
+            self.encode_spool(&mut enc, spool, &s)?;
+        }
         let a = self.auth.status();
         counter(
             &mut enc,

@@ -1,0 +1,440 @@
+//! The spool as the rest of the program sees it: an async front to the synchronous [`Store`]
+//! (every disk operation runs on Tokio's blocking pool), the ledger moves that go with each
+//! operation, the fallback to memory when the disk fails, and the "Blueflood is failing" flag
+//! that tells the flusher to spool instead of sending.
+//!
+//! The disk never costs data that memory could still hold: when a write fails (disk full,
+//! permission denied, read-only filesystem), the points are handed back to the caller, which
+//! keeps them in memory as if there were no spool; the spool is retried after
+//! [`RETRY_AFTER_ERROR`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+use super::store::{
+    Appended, FullPolicy, ReadOutcome, ReadRecord, RecordId, Store, StoreError, StoreOptions,
+};
+use crate::accounting::Ledger;
+use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
+use crate::events::{LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolRecovered, SpoolWriteFailed};
+use crate::model::Datapoint;
+
+/// How long the spool rests after a disk error before it is tried again.
+pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(10);
+
+/// Points per record: a record is read back whole, so it stays near one request's worth.
+pub const RECORD_POINTS: usize = 8192;
+
+/// Largest record the store accepts or believes when reading (names are at most a few KiB).
+const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Figures for `/status` and `/metrics`, kept current after each operation so that reading
+/// them never waits behind a disk write.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SpoolStatus {
+    pub dir: PathBuf,
+    pub available: bool,
+    pub max_bytes: u64,
+    pub bytes: u64,
+    pub segments: usize,
+    pub unread_points: u64,
+    pub oldest_written_ms: Option<u64>,
+    /// Points found on disk at start, and how many of those have been read back since.
+    pub recovered_points: u64,
+    pub replayed_points: u64,
+    pub corrupt_records: u64,
+    pub corrupt_bytes: u64,
+    pub evicted_segments: u64,
+    pub write_errors: u64,
+    /// Blueflood is failing: new batches go to disk instead of being sent.
+    pub degraded: bool,
+}
+
+impl SpoolStatus {
+    pub fn oldest_age_seconds(&self) -> Option<f64> {
+        self.oldest_written_ms
+            .map(|ms| (unix_ms().saturating_sub(ms)) as f64 / 1000.0)
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Debug)]
+struct State {
+    /// `None` until the store could be opened.
+    store: Option<Store>,
+    /// No disk operation before this instant (after an error).
+    resting_until: Option<Instant>,
+}
+
+/// The shared spool. Cheap to clone through `Arc`.
+#[derive(Debug)]
+pub struct Spool {
+    settings: SpoolSettings,
+    state: Arc<Mutex<State>>,
+    status: Mutex<SpoolStatus>,
+    ledger: Arc<Ledger>,
+    logs: Arc<LogLimits>,
+    degraded: AtomicBool,
+    /// Points recovered at start not yet read back (for replay progress).
+    recovered_left: AtomicU64,
+    /// Wakes the drainer when a record was written.
+    written: Notify,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Evicted {
+    segments: u64,
+    points: u64,
+}
+
+/// Why a spill was refused; the points come back to the caller.
+#[derive(Debug)]
+pub struct Refused(pub Vec<Datapoint>);
+
+/// A record read back for delivery.
+#[derive(Debug)]
+pub struct Replay {
+    pub id: RecordId,
+    pub points: Vec<Datapoint>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolOpenError {
+    #[error(
+        "spool_dir {dir:?} is in use by another running forwarder (lock held); give each instance its own spool_dir"
+    )]
+    Locked { dir: PathBuf },
+}
+
+fn options(s: &SpoolSettings) -> StoreOptions {
+    StoreOptions {
+        max_bytes: s.max_bytes,
+        // Sixteen segments: eviction frees a sixteenth at a time.
+        segment_bytes: (s.max_bytes / 16).clamp(256 << 10, 64 << 20),
+        max_record_bytes: MAX_RECORD_BYTES,
+        full_policy: match s.full_policy {
+            SpoolFullPolicy::DropOldest => FullPolicy::DropOldest,
+            SpoolFullPolicy::Block => FullPolicy::Block,
+        },
+        sync_every_append: s.fsync == SpoolFsync::EveryBatch,
+    }
+}
+
+impl Spool {
+    /// Opens (and recovers) the spool. A directory that cannot be used is logged, counted and
+    /// left for a later retry: the forwarder runs on memory meanwhile. Only a spool held by
+    /// another live forwarder stops the start (two writers would corrupt it).
+    pub async fn open(
+        settings: SpoolSettings,
+        ledger: Arc<Ledger>,
+        logs: Arc<LogLimits>,
+    ) -> Result<Arc<Spool>, SpoolOpenError> {
+        let spool = Arc::new(Spool {
+            status: Mutex::new(SpoolStatus {
+                dir: settings.dir.clone(),
+                max_bytes: settings.max_bytes,
+                ..SpoolStatus::default()
+            }),
+            settings,
+            state: Arc::new(Mutex::new(State {
+                store: None,
+                resting_until: None,
+            })),
+            ledger,
+            logs,
+            degraded: AtomicBool::new(false),
+            recovered_left: AtomicU64::new(0),
+            written: Notify::new(),
+        });
+        match spool.try_open().await {
+            Err(StoreError::Locked { .. }) => Err(SpoolOpenError::Locked {
+                dir: spool.settings.dir.clone(),
+            }),
+            _ => Ok(spool),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Opens the store if it is not open; `Ok` when it is usable now.
+    async fn try_open(&self) -> Result<(), StoreError> {
+        let dir = self.settings.dir.clone();
+        let opts = options(&self.settings);
+        let opened = tokio::task::spawn_blocking(move || Store::open(&dir, opts))
+            .await
+            .unwrap_or_else(|e| Err(join_error(e)));
+        match opened {
+            Ok((store, recovery)) => {
+                SpoolRecovered {
+                    dir: &self.settings.dir,
+                    recovery: &recovery,
+                }
+                .emit(&self.ledger);
+                self.recovered_left
+                    .fetch_add(recovery.points, Ordering::Relaxed);
+                {
+                    let mut st = self.status_lock();
+                    st.recovered_points += recovery.points;
+                    st.corrupt_records += recovery.corrupt_records;
+                    st.corrupt_bytes += recovery.corrupt_bytes;
+                }
+                let mut state = self.lock();
+                state.store = Some(store);
+                state.resting_until = None;
+                self.refresh(&state);
+                drop(state);
+                if recovery.points > 0 {
+                    self.written.notify_one();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed("open", &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn status_lock(&self) -> MutexGuard<'_, SpoolStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Copies the store's figures into the status.
+    fn refresh(&self, state: &State) {
+        let stats = state.store.as_ref().map(Store::stats).unwrap_or_default();
+        let mut st = self.status_lock();
+        st.available = state.store.is_some() && state.resting_until.is_none();
+        st.bytes = stats.bytes;
+        st.segments = stats.segments;
+        st.unread_points = stats.unread_points;
+        st.oldest_written_ms = stats.oldest_written_ms;
+        st.degraded = self.degraded.load(Ordering::Relaxed);
+    }
+
+    fn failed(&self, op: &'static str, e: &StoreError) {
+        self.status_lock().write_errors += 1;
+        let mut state = self.lock();
+        state.resting_until = Some(Instant::now() + RETRY_AFTER_ERROR);
+        self.refresh(&state);
+        drop(state);
+        SpoolWriteFailed {
+            op,
+            error: e,
+            retry_in: RETRY_AFTER_ERROR,
+        }
+        .emit(&self.logs);
+    }
+
+    pub fn status(&self) -> SpoolStatus {
+        let mut st = self.status_lock().clone();
+        st.degraded = self.degraded.load(Ordering::Relaxed);
+        st
+    }
+
+    pub fn settings(&self) -> &SpoolSettings {
+        &self.settings
+    }
+
+    /// Blueflood failed a request: spool new batches instead of sending them.
+    pub fn set_degraded(&self) {
+        self.degraded.store(true, Ordering::Relaxed);
+    }
+
+    /// Blueflood stored a request.
+    pub fn clear_degraded(&self) {
+        self.degraded.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// Whether a spill has a chance now (open, not resting after an error).
+    pub fn usable(&self) -> bool {
+        let state = self.lock();
+        match state.resting_until {
+            Some(t) => Instant::now() >= t,
+            None => true,
+        }
+    }
+
+    /// Writes in-flight `points` to disk (the ledger moves them from in flight to spooled).
+    /// Refused — points handed back, still in flight — when the spool is full under `block`,
+    /// or the disk failed (counted, logged; the spool rests before the next try).
+    pub async fn spill(&self, points: Vec<Datapoint>) -> Result<(), Refused> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        if !self.usable() {
+            return Err(Refused(points));
+        }
+        if self.lock().store.is_none() && self.try_open().await.is_err() {
+            return Err(Refused(points));
+        }
+        let state = self.state.clone();
+        let (mut points, written, result) = tokio::task::spawn_blocking(move || {
+            let mut guard = lock(&state);
+            let Some(store) = guard.store.as_mut() else {
+                return (points, 0, Ok(Evicted::default()));
+            };
+            let now = unix_ms();
+            let mut evicted = Evicted::default();
+            let mut written = 0;
+            for chunk in points.chunks(RECORD_POINTS) {
+                match store.append(chunk, now) {
+                    Ok(Appended::Stored {
+                        evicted_segments,
+                        evicted_points,
+                    }) => {
+                        evicted.segments += evicted_segments;
+                        evicted.points += evicted_points;
+                        written += chunk.len();
+                    }
+                    Ok(Appended::Full) => break,
+                    Err(e) => return (points, written, Err((e, evicted))),
+                }
+            }
+            (points, written, Ok(evicted))
+        })
+        .await
+        .unwrap_or_else(|e| (Vec::new(), 0, Err((join_error(e), Evicted::default()))));
+        // What was written is on disk and stays there: only the rest comes back.
+        if written > 0 {
+            self.ledger.in_flight_to_spool(written as u64);
+            self.written.notify_one();
+        }
+        let evicted = match &result {
+            Ok(ev) | Err((_, ev)) => *ev,
+        };
+        if evicted.segments > 0 {
+            self.status_lock().evicted_segments += evicted.segments;
+            SpoolEvicted {
+                segments: evicted.segments,
+                points: evicted.points,
+            }
+            .emit(&self.ledger, &self.logs);
+        }
+        if let Err((e, _)) = &result {
+            self.failed("write", e);
+        }
+        self.refresh(&self.lock());
+        let rest = points.split_off(written.min(points.len()));
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Refused(rest))
+        }
+    }
+
+    /// Reads the next record for delivery (the ledger moves its points from spooled to in
+    /// flight). `None` when nothing is unread (or the spool is unusable).
+    pub async fn next(&self) -> Option<Replay> {
+        if !self.usable() {
+            return None;
+        }
+        loop {
+            let state = self.state.clone();
+            let read = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
+                Some(store) => store.read(),
+                None => Ok(ReadOutcome::Empty),
+            })
+            .await
+            .unwrap_or_else(|e| Err(join_error(e)));
+            match read {
+                Ok(ReadOutcome::Record(ReadRecord { id, points, .. })) => {
+                    let n = points.len() as u64;
+                    self.ledger.spool_to_in_flight(n);
+                    let left = self.recovered_left.load(Ordering::Relaxed);
+                    let replayed = n.min(left);
+                    self.recovered_left.fetch_sub(replayed, Ordering::Relaxed);
+                    self.status_lock().replayed_points += replayed;
+                    return Some(Replay { id, points });
+                }
+                Ok(ReadOutcome::Empty) => return None,
+                Ok(ReadOutcome::Corrupt { lost_points, bytes }) => {
+                    {
+                        let mut st = self.status_lock();
+                        st.corrupt_records += 1;
+                        st.corrupt_bytes += bytes;
+                    }
+                    let left = self.recovered_left.load(Ordering::Relaxed);
+                    self.recovered_left
+                        .fetch_sub(lost_points.min(left), Ordering::Relaxed);
+                    SpoolCorruptFound {
+                        points: lost_points,
+                        bytes,
+                    }
+                    .emit(&self.ledger, &self.logs);
+                }
+                Err(e) => {
+                    self.failed("read", &e);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Every point of the record was settled (delivered or dropped with a reason).
+    pub async fn ack(&self, id: RecordId) {
+        let state = self.state.clone();
+        let acked = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
+            Some(store) => store.ack(id),
+            None => Ok(()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_error(e)));
+        if let Err(e) = acked {
+            // The record stays unacknowledged on disk: replayed after a restart, which is safe.
+            self.failed("ack", &e);
+        }
+        self.refresh(&self.lock());
+    }
+
+    /// fsyncs written records and the checkpoint.
+    pub async fn sync(&self) {
+        let state = self.state.clone();
+        let synced = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
+            Some(store) => store.sync(),
+            None => Ok(()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_error(e)));
+        if let Err(e) = synced {
+            self.failed("fsync", &e);
+        }
+    }
+
+    /// Waits until a record may have been written.
+    pub async fn written(&self) {
+        self.written.notified().await;
+    }
+
+    /// Whether records are on disk waiting to be read back (as of the last operation).
+    pub fn has_unread(&self) -> bool {
+        self.status_lock().unread_points > 0
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves the store as the last completed call left it.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn join_error(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io {
+        op: "blocking task",
+        path: PathBuf::new(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}

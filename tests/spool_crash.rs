@@ -1,0 +1,331 @@
+//! The disk spool across process deaths: the forwarder binary as a child process, killed with
+//! SIGKILL in the middle of a Blueflood outage (at deterministic pseudo-random moments) and
+//! restarted on the same spool directory; stopped with SIGTERM while Blueflood is down; its
+//! segment files damaged on purpose between runs. What must survive is checked point by point
+//! against the Blueflood double.
+
+mod reliability_child;
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use blueflood_forward::spool::record;
+use reliability_child::{Child, n, spawn};
+use support::blueflood::BluefloodDouble;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The default fsync interval, and what a point may wait in memory before its batch is
+/// written while Blueflood is failing (the flusher's 100 ms linger), plus slack for the
+/// sender's bytes to be read: a batch fully sent longer ago than this before a SIGKILL must
+/// survive it.
+const FSYNC: Duration = Duration::from_millis(1000);
+const SURVIVES_AFTER: Duration = Duration::from_millis(1000 + 100 + 400);
+
+fn spool_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--spool-dir".into(),
+        dir.display().to_string(),
+        "--spool-fsync".into(),
+        FSYNC.as_millis().to_string(),
+        "--spool-drain-rate".into(),
+        "200000".into(),
+    ]
+}
+
+fn spawn_spooled(case: &str, bf: &BluefloodDouble, dir: &Path, extra: &[&str]) -> Child {
+    let mut args = spool_args(dir);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn(case, &bf.url(), &args)
+}
+
+/// A sequential line sender: batch `b` holds `per_batch` points named `{stem}.b{b}.m{i}`;
+/// remembers when each batch was completely written.
+struct Sender {
+    stem: String,
+    per_batch: usize,
+    done: Vec<(usize, Instant)>,
+}
+
+impl Sender {
+    fn new(stem: &str, per_batch: usize) -> Self {
+        Self {
+            stem: stem.into(),
+            per_batch,
+            done: Vec::new(),
+        }
+    }
+
+    async fn batch(&mut self, addr: std::net::SocketAddr, b: usize) -> bool {
+        let ts = support::now_ms() / 1000;
+        let mut text = String::new();
+        for i in 0..self.per_batch {
+            text.push_str(&format!("{}.b{b}.m{i} {} {ts}\n", self.stem, b * 1000 + i));
+        }
+        let sent = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut s, text.as_bytes()).await?;
+            tokio::io::AsyncWriteExt::shutdown(&mut s).await
+        }
+        .await;
+        if sent.is_ok() {
+            self.done.push((b, Instant::now()));
+        }
+        sent.is_ok()
+    }
+
+    fn names(&self, batches: impl Iterator<Item = usize>) -> Vec<String> {
+        batches
+            .flat_map(|b| (0..self.per_batch).map(move |i| format!("pre.{}.b{b}.m{i}", self.stem)))
+            .collect()
+    }
+}
+
+fn stored_names(bf: &BluefloodDouble) -> HashSet<String> {
+    bf.stored().into_iter().map(|p| p.metric_name).collect()
+}
+
+/// xorshift: deterministic "random" kill moments.
+struct Rng(u64);
+impl Rng {
+    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        lo + self.0 % (hi - lo)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_an_outage_loses_nothing_received_before_the_last_fsync() {
+    let case = "SIGKILL during an outage, restarted three times";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    bf.set_down(true);
+    let mut rng = Rng(0x5eed_0fb1_0f00);
+    let mut sender = Sender::new("crash", 50);
+    let mut must: Vec<usize> = Vec::new();
+    let mut b = 0;
+    for round in 0..3 {
+        let mut c = spawn_spooled(&format!("{case}, run {round}"), &bf, dir.path(), &[]);
+        let kill_after = Duration::from_millis(rng.next_ms(1500, 4000));
+        let started = Instant::now();
+        while started.elapsed() < kill_after {
+            sender.batch(c.line, b).await;
+            b += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let before = c.status().await;
+        c.kill9();
+        let killed = Instant::now();
+        assert_eq!(bf.stored_count(), 0, "{case}: stored while down");
+        assert!(
+            n(&before["ledger"]["spooled"]) > 0,
+            "{case}, run {round}: nothing spooled during the outage: {before:#}"
+        );
+        must.extend(
+            sender
+                .done
+                .iter()
+                .filter(|(_, at)| killed.duration_since(*at) > SURVIVES_AFTER)
+                .map(|(b, _)| *b),
+        );
+        // The batches sent in the last moments may or may not have survived: neither is owed.
+        sender.done.clear();
+    }
+    let c = spawn_spooled(&format!("{case}, recovery"), &bf, dir.path(), &[]);
+    let s = c.status().await;
+    assert!(
+        n(&s["spool"]["replay_total"]) > 0,
+        "{case}: nothing recovered from the spool at start: {s:#}"
+    );
+    bf.set_down(false);
+    let must_names = sender.names(must.iter().copied());
+    assert!(must_names.len() >= 3 * 50, "{case}: too few batches sent");
+    let end = Instant::now() + WAIT;
+    loop {
+        let stored = stored_names(&bf);
+        let missing: Vec<&String> = must_names.iter().filter(|m| !stored.contains(*m)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() > end {
+            panic!(
+                "{case}: {} of {} datapoints received before the last fsync were lost, e.g. {:?}; /status {:#}\nlog:\n{}",
+                missing.len(),
+                must_names.len(),
+                &missing[..missing.len().min(5)],
+                c.status().await,
+                c.log_tail(30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing Blueflood stored comes from anywhere but the sender.
+    let sent: HashSet<String> = sender.names(0..b).into_iter().collect();
+    assert!(
+        stored_names(&bf).is_subset(&sent),
+        "{case}: unknown points stored"
+    );
+    let s = c
+        .wait_status(WAIT, "spool drained", |s| {
+            s["spool"]["datapoints"] == 0
+                && s["ledger"]["in_flight"] == 0
+                && s["ledger"]["balanced"] == true
+        })
+        .await;
+    assert_eq!(n(&s["ledger"]["dropped_total"]), 0, "{case}: {s:#}");
+}
+
+/// Reads every record of every segment in `dir`: (path, offset, points) in order.
+fn records(dir: &Path) -> Vec<(PathBuf, usize, usize)> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read spool dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let mut out = Vec::new();
+    for seg in segs {
+        let bytes = std::fs::read(&seg).expect("read segment");
+        let mut at = 8; // magic
+        while at < bytes.len() {
+            let (rec, len) = record::decode(&bytes[at..], 64 << 20).expect("intact record");
+            out.push((seg.clone(), at, rec.points.len()));
+            at += len;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_an_outage_spools_then_a_damaged_spool_replays_the_rest() {
+    let case = "SIGTERM during an outage, then bit flip and truncation";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    bf.set_down(true);
+    // Small bodies, so the spool holds many records.
+    let mut c = spawn_spooled(
+        case,
+        &bf,
+        dir.path(),
+        &["--shutdown-timeout", "2", "--spool-bytes", "4MiB"],
+    );
+    let mut sender = Sender::new("term", 200);
+    for b in 0..60 {
+        assert!(sender.batch(c.line, b).await, "{case}: send");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = 60 * 200;
+    c.wait_status(WAIT, "everything received", |s| {
+        n(&s["ledger"]["received_total"]) == sent
+    })
+    .await;
+    c.sigterm();
+    let (code, stopped) = c.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "{case}: exit code; log:\n{}", c.log_tail(20));
+    let stopped = stopped.expect("stopped line");
+    assert_eq!(
+        stopped["dropped"], 0,
+        "{case}: SIGTERM dropped points: {stopped}"
+    );
+    assert_eq!(bf.stored_count(), 0);
+
+    let recs = records(dir.path());
+    let total: usize = recs.iter().map(|r| r.2).sum();
+    assert_eq!(
+        total as u64, sent,
+        "{case}: the spool does not hold every point sent"
+    );
+    assert!(
+        recs.len() >= 4,
+        "{case}: want several records, got {}",
+        recs.len()
+    );
+    // Flip one bit inside the second record: it and the rest of its segment are cut.
+    let (seg, off, _) = recs[1].clone();
+    let lost_flip: usize = recs
+        .iter()
+        .filter(|r| r.0 == seg && r.1 >= off)
+        .map(|r| r.2)
+        .sum();
+    let mut bytes = std::fs::read(&seg).expect("read");
+    bytes[off + 20] ^= 0x10;
+    std::fs::write(&seg, &bytes).expect("write");
+    // Tear the last record of the last segment (when it is another segment).
+    let last = recs.last().expect("records").clone();
+    let mut lost_tear = 0;
+    if last.0 != seg {
+        let len = std::fs::metadata(&last.0).expect("meta").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&last.0)
+            .expect("open")
+            .set_len(len - 3)
+            .expect("truncate");
+        lost_tear = last.2;
+    }
+    let expect = sent - (lost_flip + lost_tear) as u64;
+
+    bf.set_down(false);
+    let c = spawn_spooled(&format!("{case}, restart"), &bf, dir.path(), &[]);
+    let s = c
+        .wait_status(WAIT, "replay done", |s| {
+            s["spool"]["datapoints"] == 0
+                && s["ledger"]["in_flight"] == 0
+                && n(&s["ledger"]["delivered"]) == expect
+        })
+        .await;
+    let corrupt = n(&s["spool"]["corrupt_records"]);
+    assert_eq!(
+        corrupt,
+        1 + u64::from(lost_tear > 0),
+        "{case}: corrupt records counted: {s:#}"
+    );
+    assert_eq!(n(&s["ledger"]["recovered"]), expect, "{case}: {s:#}");
+    assert_eq!(bf.stored_count() as u64, expect, "{case}: stored");
+    let m = c.metrics().await;
+    assert_eq!(
+        m.get("blueflood_forward_spool_corrupt_records_total")
+            .copied(),
+        Some(corrupt as f64),
+        "{case}: /metrics"
+    );
+    assert!(
+        c.log_lines()
+            .iter()
+            .any(|l| l.contains("damaged records found and cut off")),
+        "{case}: no log line for the damage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_forwarder_on_the_same_spool_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    let _first = spawn_spooled("first", &bf, dir.path(), &[]);
+    let out = std::process::Command::new(reliability_child::BIN)
+        .args([
+            "-b",
+            &bf.url(),
+            "-e",
+            "tcp:0:interface=127.0.0.1",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .args(spool_args(dir.path()))
+        .output()
+        .expect("run second");
+    assert!(
+        !out.status.success(),
+        "second forwarder started on a locked spool"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spool_dir") && err.contains("in use"),
+        "message should name spool_dir and say it is in use: {err}"
+    );
+}
