@@ -302,6 +302,24 @@ impl SpoolEvicted {
     }
 }
 
+/// The spool was full under `spool_full_policy = block`: the points stay in memory (and when
+/// memory fills, the buffer policy applies).
+pub struct SpoolFullRefused {
+    pub kept_in_memory: u64,
+}
+
+impl SpoolFullRefused {
+    pub fn emit(&self, limits: &LogLimits) {
+        if let Some(suppressed) = limits.spool.check() {
+            tracing::warn!(
+                kept_in_memory = self.kept_in_memory,
+                suppressed,
+                "spool full (policy block): keeping datapoints in memory"
+            );
+        }
+    }
+}
+
 /// A spooled record failed its checksum when read back: the rest of its segment is cut off.
 pub struct SpoolCorruptFound {
     pub points: u64,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blueflood_forward::config::settings::{
-    BufferPolicy, Compression, ListenerSpec, LogFormat, Protocol, SecretSource,
+    BufferPolicy, Compression, ListenerSpec, LogFormat, Protocol, SecretSource, SpoolFsync,
+    SpoolFullPolicy, SpoolSettings,
 };
 use blueflood_forward::config::{ConfigError, EXIT_CONFIG, Settings, load};
 use secrecy::ExposeSecret;
@@ -745,4 +746,94 @@ fn version_is_display() {
     let err = load(args(&["--version"]), vec![]).unwrap_err();
     assert_eq!(err.exit_code(), 0);
     assert!(err.to_string().contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn the_spool_is_off_by_default_and_its_keys_have_their_defaults() {
+    assert_eq!(ok(&[]).spool, None);
+    let s = ok(&["--spool-dir", "/var/spool/bf"])
+        .spool
+        .expect("spool on");
+    assert_eq!(
+        s,
+        SpoolSettings {
+            dir: "/var/spool/bf".into(),
+            max_bytes: 1 << 30,
+            full_policy: SpoolFullPolicy::DropOldest,
+            fsync: SpoolFsync::Every(Duration::from_millis(1000)),
+            threshold: 0.5,
+            drain_rate: 50_000,
+        }
+    );
+}
+
+#[test]
+fn spool_keys_from_flags_env_and_toml() {
+    let a = ok(&[
+        "--spool-dir=/d",
+        "--spool-bytes",
+        "2GiB",
+        "--spool-full-policy",
+        "block",
+        "--spool-fsync",
+        "batch",
+        "--spool-threshold",
+        "0.8",
+        "--spool-drain-rate",
+        "1000",
+    ])
+    .spool
+    .expect("spool");
+    assert_eq!(a.max_bytes, 2 << 30);
+    assert_eq!(a.full_policy, SpoolFullPolicy::Block);
+    assert_eq!(a.fsync, SpoolFsync::EveryBatch);
+    assert_eq!(a.threshold, 0.8);
+    assert_eq!(a.drain_rate, 1000);
+    let e = ok_env(
+        &[],
+        &[
+            ("BLUEFLOOD_FORWARD_SPOOL_DIR", "/e"),
+            ("BLUEFLOOD_FORWARD_SPOOL_FSYNC", "250"),
+        ],
+    )
+    .spool
+    .expect("spool");
+    assert_eq!(e.dir, PathBuf::from("/e"));
+    assert_eq!(e.fsync, SpoolFsync::Every(Duration::from_millis(250)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        &dir,
+        "c.toml",
+        "spool_dir = \"/t\"\nspool_fsync = 50\nspool_bytes = \"64MiB\"\n",
+    );
+    let t = ok(&["--config", s(&f)]).spool.expect("spool");
+    assert_eq!(
+        (t.dir, t.fsync, t.max_bytes),
+        (
+            PathBuf::from("/t"),
+            SpoolFsync::Every(Duration::from_millis(50)),
+            64 << 20
+        )
+    );
+    // An empty directory turns the spool off (how a chart or env disables it).
+    assert_eq!(ok(&["--spool-dir", ""]).spool, None);
+}
+
+#[test]
+fn bad_spool_values_name_the_key() {
+    for (flag, value, key) in [
+        ("--spool-fsync", "often", "spool_fsync"),
+        ("--spool-fsync", "0", "spool_fsync"),
+        ("--spool-bytes", "1MiB", "spool_bytes"),
+        ("--spool-full-policy", "drop_newest", "spool_full_policy"),
+        ("--spool-threshold", "0", "spool_threshold"),
+        ("--spool-threshold", "1.5", "spool_threshold"),
+        ("--spool-drain-rate", "0", "spool_drain_rate"),
+    ] {
+        let msg = invalid(&["--spool-dir", "/d", flag, value], &[]);
+        assert!(
+            msg.contains(&format!("{key:?}")) && msg.contains(flag),
+            "{flag} {value}: {msg}"
+        );
+    }
 }

@@ -56,6 +56,7 @@ pub struct SpoolStatusDoc {
     pub corrupt_records: u64,
     pub corrupt_bytes: u64,
     pub evicted_segments: u64,
+    pub full_refusals: u64,
     pub write_errors: u64,
 }
 
@@ -147,6 +148,7 @@ impl Status {
                     corrupt_records: st.corrupt_records,
                     corrupt_bytes: st.corrupt_bytes,
                     evicted_segments: st.evicted_segments,
+                    full_refusals: st.full_refusals,
                     write_errors: st.write_errors,
                 }
             }),

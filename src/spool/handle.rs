@@ -20,7 +20,9 @@ use super::store::{
 };
 use crate::accounting::Ledger;
 use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
-use crate::events::{LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolRecovered, SpoolWriteFailed};
+use crate::events::{
+    LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRecovered, SpoolWriteFailed,
+};
 use crate::model::Datapoint;
 
 /// How long the spool rests after a disk error before it is tried again.
@@ -49,6 +51,8 @@ pub struct SpoolStatus {
     pub corrupt_records: u64,
     pub corrupt_bytes: u64,
     pub evicted_segments: u64,
+    /// Spills refused because the spool was full under `block` (the points stayed in memory).
+    pub full_refusals: u64,
     pub write_errors: u64,
     /// Blueflood is failing: new batches go to disk instead of being sent.
     pub degraded: bool,
@@ -94,6 +98,8 @@ pub struct Spool {
 struct Evicted {
     segments: u64,
     points: u64,
+    /// The spool was full under `block`: the rest stayed in memory.
+    full: bool,
 }
 
 /// Why a spill was refused; the points come back to the caller.
@@ -301,7 +307,10 @@ impl Spool {
                         evicted.points += evicted_points;
                         written += chunk.len();
                     }
-                    Ok(Appended::Full) => break,
+                    Ok(Appended::Full) => {
+                        evicted.full = true;
+                        break;
+                    }
                     Err(e) => return (points, written, Err((e, evicted))),
                 }
             }
@@ -324,6 +333,13 @@ impl Spool {
                 points: evicted.points,
             }
             .emit(&self.ledger, &self.logs);
+        }
+        if evicted.full {
+            self.status_lock().full_refusals += 1;
+            SpoolFullRefused {
+                kept_in_memory: (points.len() - written) as u64,
+            }
+            .emit(&self.logs);
         }
         if let Err((e, _)) = &result {
             self.failed("write", e);
