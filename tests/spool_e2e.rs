@@ -323,3 +323,61 @@ async fn the_spool_drains_in_order_and_no_faster_than_the_drain_rate() {
     );
     f.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_error_mid_run_keeps_points_in_memory_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    bf.set_down(true);
+    let mut s = spooled(&bf, dir.path());
+    if let Some(sp) = s.spool.as_mut() {
+        // 256 KiB segments: the first fills quickly and the spool must open a second one.
+        sp.max_bytes = 4 << 20;
+    }
+    let f = Forwarder::start(s).await;
+    send_lines(&f, "err.padding.padding", 0, 500).await;
+    f.wait_until(WAIT, "first segment written", |s| s.spool_written == 500)
+        .await;
+    // The next segment's name is taken by a directory: creating it fails (as a full or
+    // read-only disk would make it fail).
+    let last: u64 = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .filter_map(|e| {
+            let p = e.expect("entry").path();
+            (p.extension()? == "seg").then(|| p.file_stem()?.to_str()?.parse().ok())?
+        })
+        .max()
+        .expect("a segment");
+    let blocker = dir.path().join(format!("{:020}.seg", last + 1));
+    std::fs::create_dir(&blocker).expect("blocker");
+    for b in 1..16 {
+        send_lines(&f, "err.padding.padding", b * 500, 500).await;
+    }
+    let total = 16 * 500;
+    f.wait_until(WAIT, "received", |s| s.received() == total)
+        .await;
+    let st = loop {
+        let st = admin_status(&f).await;
+        if st["spool"]["write_errors"].as_u64() >= Some(1) {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(st["spool"]["available"], false, "{st:#}");
+    let s = f.snapshot();
+    assert_eq!(s.dropped_total(), 0, "{s:#?}");
+    assert!(
+        s.buffered_points + s.in_flight_points > 0,
+        "held in memory: {s:#?}"
+    );
+    // The disk comes back, then Blueflood: everything arrives, from memory and from disk.
+    std::fs::remove_dir(&blocker).expect("remove blocker");
+    bf.set_down(false);
+    f.wait_until(Duration::from_secs(60), "all delivered", |s| {
+        s.delivered == total && s.spooled_points == 0
+    })
+    .await;
+    let s = f.stop().await;
+    assert_eq!(s.dropped_total(), 0, "{s:#?}");
+    assert_eq!(bf.stored_count() as u64, total);
+}
