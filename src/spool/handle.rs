@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use super::store::{
     Appended, FullPolicy, ReadOutcome, ReadRecord, RecordId, Store, StoreError, StoreOptions,
+    StoreStats,
 };
 use crate::accounting::Ledger;
 use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
@@ -39,6 +40,8 @@ const MAX_RECORD_BYTES: usize = 64 << 20;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SpoolStatus {
     pub dir: PathBuf,
+    /// The store has been opened (at start, or on a later retry).
+    pub opened: bool,
     pub available: bool,
     pub max_bytes: u64,
     pub bytes: u64,
@@ -71,19 +74,19 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-#[derive(Debug)]
-struct State {
-    /// `None` until the store could be opened.
-    store: Option<Store>,
-    /// No disk operation before this instant (after an error).
-    resting_until: Option<Instant>,
-}
+/// The store; `None` until it could be opened. Locked only on the blocking pool, never on an
+/// async worker: a slow fsync must not stall the flusher or a listener.
+type Shared = Arc<Mutex<Option<Store>>>;
 
 /// The shared spool. Cheap to clone through `Arc`.
 #[derive(Debug)]
 pub struct Spool {
     settings: SpoolSettings,
-    state: Arc<Mutex<State>>,
+    store: Shared,
+    /// No disk operation before this instant (after an error).
+    resting_until: Mutex<Option<Instant>>,
+    /// An open is under way: concurrent spills do not start another.
+    opening: AtomicBool,
     status: Mutex<SpoolStatus>,
     ledger: Arc<Ledger>,
     logs: Arc<LogLimits>,
@@ -151,10 +154,9 @@ impl Spool {
                 ..SpoolStatus::default()
             }),
             settings,
-            state: Arc::new(Mutex::new(State {
-                store: None,
-                resting_until: None,
-            })),
+            store: Arc::new(Mutex::new(None)),
+            resting_until: Mutex::new(None),
+            opening: AtomicBool::new(false),
             ledger,
             logs,
             degraded: AtomicBool::new(false),
@@ -169,38 +171,49 @@ impl Spool {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
-    }
-
     /// Opens the store if it is not open; `Ok` when it is usable now.
     async fn try_open(&self) -> Result<(), StoreError> {
+        if self.opening.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::Io {
+                op: "open",
+                path: self.settings.dir.clone(),
+                source: std::io::Error::other("another open is under way"),
+            });
+        }
         let dir = self.settings.dir.clone();
         let opts = options(&self.settings);
-        let opened = tokio::task::spawn_blocking(move || Store::open(&dir, opts))
-            .await
-            .unwrap_or_else(|e| Err(join_error(e)));
+        let shared = self.store.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut guard = lock(&shared);
+            if let Some(store) = guard.as_ref() {
+                return Ok((store.stats(), None));
+            }
+            let (store, recovery) = Store::open(&dir, opts)?;
+            let stats = store.stats();
+            *guard = Some(store);
+            Ok((stats, Some(recovery)))
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_error(e)));
+        self.opening.store(false, Ordering::Release);
         match opened {
-            Ok((store, recovery)) => {
-                SpoolRecovered {
-                    dir: &self.settings.dir,
-                    recovery: &recovery,
-                }
-                .emit(&self.ledger);
-                self.recovered_left
-                    .fetch_add(recovery.points, Ordering::Relaxed);
-                {
+            Ok((stats, recovery)) => {
+                if let Some(recovery) = recovery {
+                    SpoolRecovered {
+                        dir: &self.settings.dir,
+                        recovery: &recovery,
+                    }
+                    .emit(&self.ledger);
+                    self.recovered_left
+                        .fetch_add(recovery.points, Ordering::Relaxed);
                     let mut st = self.status_lock();
                     st.recovered_points += recovery.points;
                     st.corrupt_records += recovery.corrupt_records;
                     st.corrupt_bytes += recovery.corrupt_bytes;
                 }
-                let mut state = self.lock();
-                state.store = Some(store);
-                state.resting_until = None;
-                self.refresh(&state);
-                drop(state);
-                if recovery.points > 0 {
+                *self.rest_lock() = None;
+                self.refresh(Some(stats));
+                if self.has_unread() {
                     self.written.notify_one();
                 }
                 Ok(())
@@ -212,28 +225,32 @@ impl Spool {
         }
     }
 
+    fn rest_lock(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.resting_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn status_lock(&self) -> MutexGuard<'_, SpoolStatus> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Copies the store's figures into the status.
-    fn refresh(&self, state: &State) {
-        let stats = state.store.as_ref().map(Store::stats).unwrap_or_default();
+    /// Copies the store's figures (when a disk operation returned them) into the status.
+    fn refresh(&self, stats: Option<StoreStats>) {
+        let resting = self.rest_lock().is_some_and(|t| Instant::now() < t);
         let mut st = self.status_lock();
-        st.available = state.store.is_some() && state.resting_until.is_none();
-        st.bytes = stats.bytes;
-        st.segments = stats.segments;
-        st.unread_points = stats.unread_points;
-        st.oldest_written_ms = stats.oldest_written_ms;
-        st.degraded = self.degraded.load(Ordering::Relaxed);
+        if let Some(stats) = stats {
+            st.bytes = stats.bytes;
+            st.segments = stats.segments;
+            st.unread_points = stats.unread_points;
+            st.oldest_written_ms = stats.oldest_written_ms;
+            st.opened = true;
+        }
+        st.available = st.opened && !resting;
     }
 
     fn failed(&self, op: &'static str, e: &StoreError) {
         self.status_lock().write_errors += 1;
-        let mut state = self.lock();
-        state.resting_until = Some(Instant::now() + RETRY_AFTER_ERROR);
-        self.refresh(&state);
-        drop(state);
+        *self.rest_lock() = Some(Instant::now() + RETRY_AFTER_ERROR);
+        self.refresh(None);
         SpoolWriteFailed {
             op,
             error: e,
@@ -243,6 +260,7 @@ impl Spool {
     }
 
     pub fn status(&self) -> SpoolStatus {
+        self.refresh(None);
         let mut st = self.status_lock().clone();
         st.degraded = self.degraded.load(Ordering::Relaxed);
         st
@@ -268,11 +286,7 @@ impl Spool {
 
     /// Whether a spill has a chance now (open, not resting after an error).
     pub fn usable(&self) -> bool {
-        let state = self.lock();
-        match state.resting_until {
-            Some(t) => Instant::now() >= t,
-            None => true,
-        }
+        self.rest_lock().is_none_or(|t| Instant::now() >= t)
     }
 
     /// Writes in-flight `points` to disk (the ledger moves them from in flight to spooled).
@@ -285,14 +299,14 @@ impl Spool {
         if !self.usable() {
             return Err(Refused(points));
         }
-        if self.lock().store.is_none() && self.try_open().await.is_err() {
+        if !self.status_lock().opened && self.try_open().await.is_err() {
             return Err(Refused(points));
         }
-        let state = self.state.clone();
-        let (mut points, written, result) = tokio::task::spawn_blocking(move || {
-            let mut guard = lock(&state);
-            let Some(store) = guard.store.as_mut() else {
-                return (points, 0, Ok(Evicted::default()));
+        let shared = self.store.clone();
+        let (mut points, written, result, stats) = tokio::task::spawn_blocking(move || {
+            let mut guard = lock(&shared);
+            let Some(store) = guard.as_mut() else {
+                return (points, 0, Ok(Evicted::default()), None);
             };
             let now = unix_ms();
             let mut evicted = Evicted::default();
@@ -311,13 +325,24 @@ impl Spool {
                         evicted.full = true;
                         break;
                     }
-                    Err(e) => return (points, written, Err((e, evicted))),
+                    Err(e) => {
+                        let stats = Some(store.stats());
+                        return (points, written, Err((e, evicted)), stats);
+                    }
                 }
             }
-            (points, written, Ok(evicted))
+            let stats = Some(store.stats());
+            (points, written, Ok(evicted), stats)
         })
         .await
-        .unwrap_or_else(|e| (Vec::new(), 0, Err((join_error(e), Evicted::default()))));
+        .unwrap_or_else(|e| {
+            (
+                Vec::new(),
+                0,
+                Err((join_error(e), Evicted::default())),
+                None,
+            )
+        });
         // What was written is on disk and stays there: only the rest comes back.
         if written > 0 {
             self.ledger.in_flight_to_spool(written as u64);
@@ -344,7 +369,7 @@ impl Spool {
         if let Err((e, _)) = &result {
             self.failed("write", e);
         }
-        self.refresh(&self.lock());
+        self.refresh(stats);
         let rest = points.split_off(written.min(points.len()));
         if rest.is_empty() {
             Ok(())
@@ -360,13 +385,17 @@ impl Spool {
             return None;
         }
         loop {
-            let state = self.state.clone();
-            let read = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
-                Some(store) => store.read(),
-                None => Ok(ReadOutcome::Empty),
+            let shared = self.store.clone();
+            let (read, stats) = tokio::task::spawn_blocking(move || match lock(&shared).as_mut() {
+                Some(store) => {
+                    let read = store.read();
+                    (read, Some(store.stats()))
+                }
+                None => (Ok(ReadOutcome::Empty), None),
             })
             .await
-            .unwrap_or_else(|e| Err(join_error(e)));
+            .unwrap_or_else(|e| (Err(join_error(e)), None));
+            self.refresh(stats);
             match read {
                 Ok(ReadOutcome::Record(ReadRecord { id, points, .. })) => {
                     let n = points.len() as u64;
@@ -403,24 +432,27 @@ impl Spool {
 
     /// Every point of the record was settled (delivered or dropped with a reason).
     pub async fn ack(&self, id: RecordId) {
-        let state = self.state.clone();
-        let acked = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
-            Some(store) => store.ack(id),
-            None => Ok(()),
+        let shared = self.store.clone();
+        let (acked, stats) = tokio::task::spawn_blocking(move || match lock(&shared).as_mut() {
+            Some(store) => {
+                let acked = store.ack(id);
+                (acked, Some(store.stats()))
+            }
+            None => (Ok(()), None),
         })
         .await
-        .unwrap_or_else(|e| Err(join_error(e)));
+        .unwrap_or_else(|e| (Err(join_error(e)), None));
         if let Err(e) = acked {
             // The record stays unacknowledged on disk: replayed after a restart, which is safe.
             self.failed("ack", &e);
         }
-        self.refresh(&self.lock());
+        self.refresh(stats);
     }
 
     /// fsyncs written records and the checkpoint.
     pub async fn sync(&self) {
-        let state = self.state.clone();
-        let synced = tokio::task::spawn_blocking(move || match lock(&state).store.as_mut() {
+        let shared = self.store.clone();
+        let synced = tokio::task::spawn_blocking(move || match lock(&shared).as_mut() {
             Some(store) => store.sync(),
             None => Ok(()),
         })
@@ -442,9 +474,9 @@ impl Spool {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock(store: &Mutex<Option<Store>>) -> MutexGuard<'_, Option<Store>> {
     // A panic while holding the lock leaves the store as the last completed call left it.
-    state.lock().unwrap_or_else(|e| e.into_inner())
+    store.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
