@@ -306,6 +306,7 @@ impl Starting {
                     max_body_bytes: settings.forward.max_body_bytes,
                     rate: s.drain_rate,
                     threshold: s.threshold,
+                    max_past: settings.ingest.max_past,
                     stop: shutdown.clone(),
                 }
                 .run(),

@@ -381,3 +381,67 @@ async fn a_disk_error_mid_run_keeps_points_in_memory_and_loses_nothing() {
     assert_eq!(s.dropped_total(), 0, "{s:#?}");
     assert_eq!(bf.stored_count() as u64, total);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_left_by_an_earlier_run_is_replayed_at_start_and_expired_points_are_dropped() {
+    use blueflood_forward::model::Datapoint;
+    use blueflood_forward::spool::store::{FullPolicy, Store, StoreOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = support::now_ms();
+    let point = |name: String, ts: i64| Datapoint {
+        name: name.into(),
+        timestamp_ms: ts,
+        value: 1.5,
+    };
+    {
+        // What an earlier run left: three records, one of them four days old.
+        let (mut store, _) = Store::open(
+            dir.path(),
+            StoreOptions {
+                max_bytes: 1 << 30,
+                segment_bytes: 64 << 20,
+                max_record_bytes: 64 << 20,
+                full_policy: FullPolicy::DropOldest,
+                sync_every_append: false,
+            },
+        )
+        .expect("open");
+        let fresh = |from: usize| -> Vec<Datapoint> {
+            (from..from + 1000)
+                .map(|i| point(format!("pre.old.{i}"), now - 60_000))
+                .collect()
+        };
+        let stale: Vec<Datapoint> = (0..500)
+            .map(|i| point(format!("pre.stale.{i}"), now - 4 * 86_400_000))
+            .collect();
+        store.append(&fresh(0), 0).expect("append");
+        store.append(&stale, 0).expect("append");
+        store.append(&fresh(1000), 0).expect("append");
+        store.sync().expect("sync");
+    }
+    let bf = BluefloodDouble::start().await;
+    let f = Forwarder::start(spooled(&bf, dir.path())).await;
+    f.wait_until(WAIT, "replayed", |s| {
+        s.recovered == 2500 && s.spooled_points == 0 && s.in_flight_points == 0
+    })
+    .await;
+    let s = f.snapshot();
+    assert_eq!(s.delivered, 2000, "{s:#?}");
+    assert_eq!(s.dropped(DropReason::OutOfWindow), 500, "{s:#?}");
+    assert!(s.balanced(), "{s:#?}");
+    assert_eq!(bf.stored_count(), 2000);
+    assert!(
+        bf.stored()
+            .iter()
+            .all(|p| p.metric_name.starts_with("pre.old."))
+    );
+    let st = admin_status(&f).await;
+    assert_eq!(st["spool"]["replay_total"], 2500, "{st:#}");
+    assert_eq!(st["spool"]["replay_done"], 2500, "{st:#}");
+    f.stop().await;
+    // Acknowledged and deleted: a restart replays nothing.
+    let f = Forwarder::start(spooled(&bf, dir.path())).await;
+    let s = f.snapshot();
+    assert_eq!(s.recovered, 0, "{s:#?}");
+    f.stop().await;
+}

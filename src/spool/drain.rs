@@ -30,6 +30,9 @@ pub struct Drainer {
     pub rate: u64,
     /// Buffer fill above which the drainer waits (live data first).
     pub threshold: f64,
+    /// Points older than this when read back are dropped as `out_of_window` instead of sent:
+    /// Blueflood would refuse them, and bisecting a whole record of them costs many requests.
+    pub max_past: Duration,
     /// Shutdown began: read no more records (what is on disk stays there).
     pub stop: CancellationToken,
 }
@@ -88,9 +91,32 @@ impl Drainer {
         }
     }
 
+    /// Drops what has aged out of Blueflood's window while it waited on disk.
+    fn drop_expired(&self, points: Vec<Datapoint>) -> Vec<Datapoint> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let oldest = now_ms.saturating_sub(self.max_past.as_millis() as i64);
+        let before = points.len();
+        let kept: Vec<Datapoint> = points
+            .into_iter()
+            .filter(|p| p.timestamp_ms >= oldest)
+            .collect();
+        let expired = before - kept.len();
+        if expired > 0 {
+            InFlightDropped {
+                reason: DropReason::OutOfWindow,
+                count: expired as u64,
+                detail: "older than max_past when read back from the spool",
+            }
+            .emit(&self.ctx.ledger, &self.ctx.logs);
+        }
+        kept
+    }
+
     /// Delivers a record in request-sized bodies, one after the other.
     async fn deliver(&self, replay: Replay) -> Settled {
-        let mut points = replay.points.into_iter();
+        let mut points = self.drop_expired(replay.points).into_iter();
         let mut builder = BodyBuilder::new(self.max_body_bytes, self.ctx.ttl_seconds);
         let mut body: Vec<Datapoint> = Vec::new();
         while let Some(p) = points.next() {
