@@ -384,6 +384,11 @@ impl Spool {
         if !self.usable() {
             return None;
         }
+        // A spool that could not be opened at start may hold an earlier run's records.
+        let opened = self.status_lock().opened;
+        if !opened && self.try_open().await.is_err() {
+            return None;
+        }
         loop {
             let shared = self.store.clone();
             let (read, stats) = tokio::task::spawn_blocking(move || match lock(&shared).as_mut() {
