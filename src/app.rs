@@ -454,7 +454,7 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
         let _ = drainer.await;
     }
     if let Some(spool) = &spool {
-        spool.sync().await;
+        spool.close().await;
     }
     let s = ledger.snapshot();
     let lost = s.dropped(DropReason::ShutdownTimeout);

@@ -87,6 +87,8 @@ pub struct Spool {
     resting_until: Mutex<Option<Instant>>,
     /// An open is under way: concurrent spills do not start another.
     opening: AtomicBool,
+    /// Closed at the end of shutdown: never reopened.
+    closed: AtomicBool,
     status: Mutex<SpoolStatus>,
     ledger: Arc<Ledger>,
     logs: Arc<LogLimits>,
@@ -157,6 +159,7 @@ impl Spool {
             store: Arc::new(Mutex::new(None)),
             resting_until: Mutex::new(None),
             opening: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             ledger,
             logs,
             degraded: AtomicBool::new(false),
@@ -173,11 +176,11 @@ impl Spool {
 
     /// Opens the store if it is not open; `Ok` when it is usable now.
     async fn try_open(&self) -> Result<(), StoreError> {
-        if self.opening.swap(true, Ordering::AcqRel) {
+        if self.closed.load(Ordering::Acquire) || self.opening.swap(true, Ordering::AcqRel) {
             return Err(StoreError::Io {
                 op: "open",
                 path: self.settings.dir.clone(),
-                source: std::io::Error::other("another open is under way"),
+                source: std::io::Error::other("closed, or another open is under way"),
             });
         }
         let dir = self.settings.dir.clone();
@@ -464,6 +467,24 @@ impl Spool {
         .await
         .unwrap_or_else(|e| Err(join_error(e)));
         if let Err(e) = synced {
+            self.failed("fsync", &e);
+        }
+    }
+
+    /// fsyncs, then closes the store and releases the directory lock (at the very end of
+    /// shutdown, so that a successor — or a restart in the same process — can open it).
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let shared = self.store.clone();
+        let closed = tokio::task::spawn_blocking(move || {
+            let mut guard = lock(&shared);
+            let synced = guard.as_mut().map_or(Ok(()), Store::sync);
+            *guard = None;
+            synced
+        })
+        .await
+        .unwrap_or_else(|e| Err(join_error(e)));
+        if let Err(e) = closed {
             self.failed("fsync", &e);
         }
     }
