@@ -8,21 +8,22 @@ mod reliability_child;
 mod support;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use blueflood_forward::spool::record;
 use reliability_child::{Child, n, spawn};
 use support::blueflood::BluefloodDouble;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The default fsync interval, and what a point may wait in memory before its batch is
-/// written while Blueflood is failing (the flusher's 100 ms linger), plus slack for the
-/// sender's bytes to be read: a batch fully sent longer ago than this before a SIGKILL must
-/// survive it.
+/// written while Blueflood is failing (the flusher's 100 ms linger), plus generous slack for
+/// the sender's bytes to be read on a loaded 2-core CI machine: a batch fully sent longer ago
+/// than this before a SIGKILL must survive it. (A SIGKILL alone does not lose written but
+/// unsynced data — the page cache survives the process — so this bound is the issue's, looser
+/// than what the test can observe.)
 const FSYNC: Duration = Duration::from_millis(1000);
-const SURVIVES_AFTER: Duration = Duration::from_millis(1000 + 100 + 400);
+const SURVIVES_AFTER: Duration = Duration::from_millis(1000 + 100 + 1400);
 
 fn spool_args(dir: &Path) -> Vec<String> {
     vec![
@@ -111,7 +112,7 @@ async fn sigkill_in_an_outage_loses_nothing_received_before_the_last_fsync() {
     let mut b = 0;
     for round in 0..3 {
         let mut c = spawn_spooled(&format!("{case}, run {round}"), &bf, dir.path(), &[]);
-        let kill_after = Duration::from_millis(rng.next_ms(1500, 4000));
+        let kill_after = Duration::from_millis(rng.next_ms(3000, 5500));
         let started = Instant::now();
         while started.elapsed() < kill_after {
             sender.batch(c.line, b).await;
@@ -180,27 +181,6 @@ async fn sigkill_in_an_outage_loses_nothing_received_before_the_last_fsync() {
     assert_eq!(n(&s["ledger"]["dropped_total"]), 0, "{case}: {s:#}");
 }
 
-/// Reads every record of every segment in `dir`: (path, offset, points) in order.
-fn records(dir: &Path) -> Vec<(PathBuf, usize, usize)> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read spool dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    let mut out = Vec::new();
-    for seg in segs {
-        let bytes = std::fs::read(&seg).expect("read segment");
-        let mut at = 8; // magic
-        while at < bytes.len() {
-            let (rec, len) = record::decode(&bytes[at..], 64 << 20).expect("intact record");
-            out.push((seg.clone(), at, rec.points.len()));
-            at += len;
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_in_an_outage_spools_then_a_damaged_spool_replays_the_rest() {
     let case = "SIGTERM during an outage, then bit flip and truncation";
@@ -234,7 +214,7 @@ async fn sigterm_in_an_outage_spools_then_a_damaged_spool_replays_the_rest() {
     );
     assert_eq!(bf.stored_count(), 0);
 
-    let recs = records(dir.path());
+    let recs = support::spool_records(dir.path());
     let total: usize = recs.iter().map(|r| r.2).sum();
     assert_eq!(
         total as u64, sent,

@@ -58,3 +58,26 @@ pub fn deflate(bytes: &[u8]) -> Vec<u8> {
     enc.write_all(bytes).expect("deflate");
     enc.finish().expect("deflate")
 }
+
+/// Every record of every segment of a spool directory, oldest first, decoded with the
+/// product's codec: `(segment path, offset, points)`. Panics on a damaged record.
+pub fn spool_records(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, usize)> {
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("read spool dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let mut out = Vec::new();
+    for seg in segs {
+        let bytes = std::fs::read(&seg).expect("read segment");
+        let mut at = blueflood_forward::spool::store::MAGIC.len();
+        while at < bytes.len() {
+            let (rec, len) = blueflood_forward::spool::record::decode(&bytes[at..], 64 << 20)
+                .expect("intact record");
+            out.push((seg.clone(), at, rec.points.len()));
+            at += len;
+        }
+    }
+    out
+}
