@@ -19,10 +19,15 @@ use support::blueflood::BluefloodDouble;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn spooled(bf: &BluefloodDouble, dir: &std::path::Path) -> Settings {
+    spooled_in(bf, dir, 1 << 30)
+}
+
+/// With a spool of `max_bytes` (4 MiB, the least, makes 256 KiB segments).
+fn spooled_in(bf: &BluefloodDouble, dir: &std::path::Path, max_bytes: u64) -> Settings {
     let mut s = settings(&bf.url());
     s.spool = Some(SpoolSettings {
         dir: dir.to_path_buf(),
-        max_bytes: 1 << 30,
+        max_bytes,
         full_policy: SpoolFullPolicy::DropOldest,
         fsync: SpoolFsync::Every(Duration::from_millis(200)),
         threshold: 0.5,
@@ -86,12 +91,8 @@ async fn a_full_spool_drops_its_oldest_segments_and_counts_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let mut s = spooled(&bf, dir.path());
     let max = 4u64 << 20;
-    if let Some(sp) = s.spool.as_mut() {
-        sp.max_bytes = max;
-    }
-    let f = Forwarder::start(s).await;
+    let f = Forwarder::start(spooled_in(&bf, dir.path(), max)).await;
     // ~60 bytes per point on disk: 150k points are about twice the bound.
     let total = 150_000;
     for b in 0..(total / 5000) {
@@ -130,9 +131,8 @@ async fn a_full_spool_under_block_keeps_points_in_memory_and_the_buffer_policy_a
     let dir = tempfile::tempdir().expect("tempdir");
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let mut s = spooled(&bf, dir.path());
+    let mut s = spooled_in(&bf, dir.path(), 4 << 20);
     if let Some(sp) = s.spool.as_mut() {
-        sp.max_bytes = 4 << 20;
         sp.full_policy = SpoolFullPolicy::Block;
     }
     s.buffer.max_bytes = 2 << 20;
@@ -335,12 +335,8 @@ async fn a_disk_error_mid_run_keeps_points_in_memory_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let mut s = spooled(&bf, dir.path());
-    if let Some(sp) = s.spool.as_mut() {
-        // 256 KiB segments: the first fills quickly and the spool must open a second one.
-        sp.max_bytes = 4 << 20;
-    }
-    let f = Forwarder::start(s).await;
+    // 256 KiB segments: the first fills quickly and the spool must open a second one.
+    let f = Forwarder::start(spooled_in(&bf, dir.path(), 4 << 20)).await;
     send_lines(&f, "err.padding.padding", 0, 500).await;
     f.wait_until(WAIT, "first segment written", |s| s.spool_written == 500)
         .await;

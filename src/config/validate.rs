@@ -145,6 +145,19 @@ impl<'a> Values<'a> {
             .ok_or_else(|| invalid(spec, entry, "a number of seconds greater than 0"))
     }
 
+    /// A number above `above` and at most 1; `expected` says so in the error.
+    fn fraction(&self, key: &str, above: f64, expected: &str) -> Result<f64, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let n = match &entry.value {
+            Scalar::Int(i) => Some(*i as f64),
+            Scalar::Float(f) => Some(*f),
+            Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+            Scalar::Bool(_) => None,
+        };
+        n.filter(|f| *f > above && *f <= 1.0)
+            .ok_or_else(|| invalid(spec, entry, expected))
+    }
+
     fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
         let (spec, entry) = self.required(key)?;
         let s = as_string(spec, entry)?;
@@ -359,15 +372,11 @@ fn spool_settings(v: &Values<'_>) -> Result<Option<SpoolSettings>, ConfigError> 
             "milliseconds between fsyncs (1..=3600000), or `batch` to fsync after every batch",
         )
     })?;
-    let (spec, entry) = v.required("spool_threshold")?;
-    let threshold = match &entry.value {
-        Scalar::Int(i) => Some(*i as f64),
-        Scalar::Float(f) => Some(*f),
-        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
-        Scalar::Bool(_) => None,
-    }
-    .filter(|f| *f > 0.0 && *f <= 1.0)
-    .ok_or_else(|| invalid(spec, entry, "a fraction above 0 and at most 1, such as 0.5"))?;
+    let threshold = v.fraction(
+        "spool_threshold",
+        0.0,
+        "a fraction above 0 and at most 1, such as 0.5",
+    )?;
     let drain_rate = v.integer("spool_drain_rate", 1, u64::MAX, false)?;
     let Some((dir, _)) = v.optional_string("spool_dir")? else {
         return Ok(None);
@@ -398,20 +407,11 @@ fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
         Some((t, _)) if !t.is_empty() => Some(SecretString::from(t)),
         _ => None,
     };
-    let (spec, entry) = v.required("ready_high_water")?;
-    let fraction = match &entry.value {
-        Scalar::Int(i) => Some(*i as f64),
-        Scalar::Float(f) => Some(*f),
-        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
-        Scalar::Bool(_) => None,
-    };
-    let ready_high_water = fraction.filter(|f| *f > 0.1 && *f <= 1.0).ok_or_else(|| {
-        invalid(
-            spec,
-            entry,
-            "a fraction above 0.1 and at most 1, such as 0.9",
-        )
-    })?;
+    let ready_high_water = v.fraction(
+        "ready_high_water",
+        0.1,
+        "a fraction above 0.1 and at most 1, such as 0.9",
+    )?;
     Ok(AdminSettings {
         addr,
         token,
