@@ -60,7 +60,10 @@ pub struct LogLimits {
     pub refused: RateLimit,
     pub dropped: RateLimit,
     pub delivery: RateLimit,
-    pub spool: RateLimit,
+    /// Spool disk errors and corruption.
+    pub spool_error: RateLimit,
+    /// Spool full (evictions, refusals): frequent in a long outage, never hiding an error.
+    pub spool_full: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -72,7 +75,8 @@ impl Default for LogLimits {
             refused: RateLimit::new(p),
             dropped: RateLimit::new(p),
             delivery: RateLimit::new(Duration::from_secs(5)),
-            spool: RateLimit::new(Duration::from_secs(10)),
+            spool_error: RateLimit::new(Duration::from_secs(10)),
+            spool_full: RateLimit::new(Duration::from_secs(10)),
         }
     }
 }
@@ -269,7 +273,7 @@ pub struct SpoolWriteFailed<'a> {
 
 impl SpoolWriteFailed<'_> {
     pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool.check() {
+        if let Some(suppressed) = limits.spool_error.check() {
             tracing::error!(
                 op = self.op,
                 error = %self.error,
@@ -290,7 +294,7 @@ pub struct SpoolEvicted {
 impl SpoolEvicted {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolFull, self.points);
-        if let Some(suppressed) = limits.spool.check() {
+        if let Some(suppressed) = limits.spool_full.check() {
             tracing::warn!(
                 segments = self.segments,
                 count = self.points,
@@ -310,7 +314,7 @@ pub struct SpoolFullRefused {
 
 impl SpoolFullRefused {
     pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool.check() {
+        if let Some(suppressed) = limits.spool_full.check() {
             tracing::warn!(
                 kept_in_memory = self.kept_in_memory,
                 suppressed,
@@ -329,7 +333,7 @@ pub struct SpoolCorruptFound {
 impl SpoolCorruptFound {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolCorrupt, self.points);
-        if let Some(suppressed) = limits.spool.check() {
+        if let Some(suppressed) = limits.spool_error.check() {
             tracing::error!(
                 count = self.points,
                 bytes = self.bytes,
