@@ -33,7 +33,7 @@ use crate::ingest::bind::{self, BindError};
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
 use crate::spool::drain::Drainer;
-use crate::spool::{Refused, Spool, SpoolOpenError};
+use crate::spool::{Spool, SpoolOpenError};
 use crate::telemetry::metrics::{self, Instruments};
 
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +326,7 @@ impl Starting {
                 }
             });
         }
+        let supervisor_delivery = delivery.clone();
         let flusher = tokio::spawn(
             Flusher {
                 buffer: buffer.clone(),
@@ -341,7 +342,6 @@ impl Starting {
             .run(),
         );
 
-        let supervisor_logs = logs.clone();
         let ingest = Arc::new(IngestContext {
             normalizer: Normalizer::new(&settings.ingest),
             settings: settings.ingest.clone(),
@@ -380,7 +380,7 @@ impl Starting {
             spool,
             buffer: buffer.clone(),
             ledger: ledger.clone(),
-            logs: supervisor_logs,
+            delivery: supervisor_delivery,
             admin_stop,
         }));
         Running {
@@ -406,7 +406,7 @@ struct Supervised {
     spool: Option<Arc<Spool>>,
     buffer: Arc<Buffer>,
     ledger: Arc<Ledger>,
-    logs: Arc<LogLimits>,
+    delivery: Arc<DeliveryContext>,
     admin_stop: CancellationToken,
 }
 
@@ -422,7 +422,7 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
         spool,
         buffer,
         ledger,
-        logs,
+        delivery,
         admin_stop,
     } = s;
     shutdown.cancelled().await;
@@ -443,11 +443,11 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
     if !flushed {
         abort.cancel();
         // Closing releases connections blocked on a full buffer; what they hold is counted.
-        keep_or_drop(&buffer, spool.as_deref(), &ledger, &logs).await;
+        keep_or_drop(&buffer, &delivery).await;
         listeners.wait().await;
         let _ = flusher.await;
     }
-    keep_or_drop(&buffer, spool.as_deref(), &ledger, &logs).await;
+    keep_or_drop(&buffer, &delivery).await;
     // Live data is settled; a spooled record still being retried stays on disk.
     abort.cancel();
     if let Some(drainer) = drainer {
@@ -472,21 +472,10 @@ async fn supervise(s: Supervised) -> LedgerSnapshot {
 }
 
 /// Closes the buffer; what it still holds goes to the spool, or is counted lost without one.
-async fn keep_or_drop(buffer: &Buffer, spool: Option<&Spool>, ledger: &Ledger, logs: &LogLimits) {
-    let Some(spool) = spool else {
+async fn keep_or_drop(buffer: &Buffer, delivery: &DeliveryContext) {
+    if delivery.spool.is_none() {
         buffer.close_and_drop();
         return;
-    };
-    let points = buffer.close_and_take();
-    let n = points.len();
-    if let Err(Refused(rest)) = spool.spill(points).await {
-        crate::events::InFlightDropped {
-            reason: DropReason::ShutdownTimeout,
-            count: rest.len() as u64,
-            detail: "shutdown deadline",
-        }
-        .emit(ledger, logs);
-    } else if n > 0 {
-        tracing::info!(datapoints = n, "buffered datapoints spooled at shutdown");
     }
+    delivery.keep_at_deadline(buffer.close_and_take()).await;
 }

@@ -122,34 +122,36 @@ impl DeliveryContext {
     /// The deadline came first: spool what is live (or count it lost), leave what came from
     /// the spool on disk.
     async fn cut_short(&self, points: Vec<Datapoint>, origin: Origin) -> Settled {
-        match (origin, &self.spool) {
-            (Origin::Spooled, _) => {
+        match origin {
+            Origin::Spooled => {
                 self.ledger.in_flight_back_to_spool(points.len() as u64);
                 Settled::LeftInSpool
             }
-            (Origin::Live, Some(spool)) => {
-                let n = points.len();
-                match spool.spill(points).await {
-                    Ok(()) => tracing::info!(datapoints = n, "spooled at the shutdown deadline"),
-                    Err(Refused(rest)) => {
-                        self.drop_points(
-                            DropReason::ShutdownTimeout,
-                            rest.len(),
-                            "shutdown deadline",
-                        );
-                    }
-                }
-                Settled::Done
-            }
-            (Origin::Live, None) => {
-                self.drop_points(
-                    DropReason::ShutdownTimeout,
-                    points.len(),
-                    "shutdown deadline",
-                );
+            Origin::Live => {
+                self.keep_at_deadline(points).await;
                 Settled::Done
             }
         }
+    }
+
+    /// In-flight points the shutdown deadline caught (here, in the flusher's hands, or still
+    /// buffered): written to the spool when there is one, otherwise counted lost.
+    pub async fn keep_at_deadline(&self, points: Vec<Datapoint>) {
+        if points.is_empty() {
+            return;
+        }
+        let n = points.len();
+        let lost = match &self.spool {
+            Some(spool) => match spool.spill(points).await {
+                Ok(()) => {
+                    tracing::info!(datapoints = n, "spooled at the shutdown deadline");
+                    return;
+                }
+                Err(Refused(rest)) => rest.len(),
+            },
+            None => n,
+        };
+        self.drop_points(DropReason::ShutdownTimeout, lost, "shutdown deadline");
     }
 
     /// A live part failed: hand it to the spool (whose drainer will retry it) instead of

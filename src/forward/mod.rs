@@ -141,29 +141,9 @@ impl Flusher {
         if abort.is_cancelled() {
             cut.append(&mut pending.points);
         }
-        self.cut_short(cut).await;
+        self.ctx.keep_at_deadline(cut).await;
         tasks.close();
         tasks.wait().await;
-    }
-
-    /// Points the deadline caught here: spooled when there is a spool, otherwise lost.
-    async fn cut_short(&self, points: Vec<Datapoint>) {
-        if points.is_empty() {
-            return;
-        }
-        let points = match &self.spool {
-            Some(spool) => match spool.spill(points).await {
-                Ok(()) => return,
-                Err(Refused(rest)) => rest,
-            },
-            None => points,
-        };
-        InFlightDropped {
-            reason: DropReason::ShutdownTimeout,
-            count: points.len() as u64,
-            detail: "shutdown deadline",
-        }
-        .emit(&self.ctx.ledger, &self.ctx.logs);
     }
 
     /// Adds one point to the pending body, dispatching the body first when it is full.
