@@ -1,7 +1,8 @@
 //! Wires the pieces into a running forwarder and shuts it down in order.
 //!
 //! Start, in two steps: [`bind`] builds everything and binds every socket (the admin port
-//! first, so probes are answered — "starting" — while the rest binds); whatever can fail fails
+//! first, so probes are answered — "starting" — while the spool is recovered and the rest
+//! binds); whatever can fail fails
 //! there, before any datapoint is read. [`Starting::run`] then starts ingest and delivery and
 //! flips readiness to ready. [`start`] does both.
 //!
@@ -167,12 +168,13 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     let auth = auth::provider(auth_settings, AuthTiming::from_forward(&settings.forward)).await?;
     let instruments = Arc::new(Instruments::default());
     let abort = CancellationToken::new();
-    // Opened (and recovered) before any socket is read; a disk that cannot be used is not
-    // fatal (memory only, retried), a spool held by another forwarder is.
-    let spool = match &settings.spool {
-        Some(s) => Some(Spool::open(s.clone(), ledger.clone(), logs.clone()).await?),
-        None => None,
-    };
+    // Opened (and recovered) once the admin server answers, before any carbon socket is
+    // bound; a disk that cannot be used is not fatal (memory only, retried), a spool held by
+    // another forwarder is.
+    let spool = settings
+        .spool
+        .as_ref()
+        .map(|s| Spool::new(s.clone(), ledger.clone(), logs.clone()));
     let delivery = Arc::new(DeliveryContext {
         transport,
         auth: auth.clone(),
@@ -217,6 +219,12 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         admin_stop.clone(),
     ));
     tracing::info!(addr = %admin_addr, "admin server listening");
+    if let Some(spool) = &spool
+        && let Err(e) = spool.open().await
+    {
+        admin_stop.cancel();
+        return Err(e.into());
+    }
 
     // Bind every carbon socket before starting anything, so a taken port fails cleanly.
     let mut tcp_listeners = Vec::new();

@@ -141,15 +141,10 @@ fn options(s: &SpoolSettings) -> StoreOptions {
 }
 
 impl Spool {
-    /// Opens (and recovers) the spool. A directory that cannot be used is logged, counted and
-    /// left for a later retry: the forwarder runs on memory meanwhile. Only a spool held by
-    /// another live forwarder stops the start (two writers would corrupt it).
-    pub async fn open(
-        settings: SpoolSettings,
-        ledger: Arc<Ledger>,
-        logs: Arc<LogLimits>,
-    ) -> Result<Arc<Spool>, SpoolOpenError> {
-        let spool = Arc::new(Spool {
+    /// The spool, not yet opened (no I/O): [`Spool::open`] opens it, so that the admin server
+    /// can already answer while a large spool is being recovered.
+    pub fn new(settings: SpoolSettings, ledger: Arc<Ledger>, logs: Arc<LogLimits>) -> Arc<Spool> {
+        Arc::new(Spool {
             status: Mutex::new(SpoolStatus {
                 dir: settings.dir.clone(),
                 max_bytes: settings.max_bytes,
@@ -165,12 +160,18 @@ impl Spool {
             degraded: AtomicBool::new(false),
             recovered_left: AtomicU64::new(0),
             written: Notify::new(),
-        });
-        match spool.try_open().await {
+        })
+    }
+
+    /// Opens (and recovers) the spool. A directory that cannot be used is logged, counted and
+    /// left for a later retry: the forwarder runs on memory meanwhile. Only a spool held by
+    /// another live forwarder stops the start (two writers would corrupt it).
+    pub async fn open(&self) -> Result<(), SpoolOpenError> {
+        match self.try_open().await {
             Err(StoreError::Locked { .. }) => Err(SpoolOpenError::Locked {
-                dir: spool.settings.dir.clone(),
+                dir: self.settings.dir.clone(),
             }),
-            _ => Ok(spool),
+            _ => Ok(()),
         }
     }
 
