@@ -143,7 +143,8 @@ check() { # NAME FUNCTION [ARGS...]
 
 # The renders every later check reads: both modes with defaults (spool on an emptyDir), the CI
 # value files (both modes with credentials; the spool on a chart-created PVC), the spool off, the
-# spool on an existing claim (standalone), and the values file that sets every option.
+# spool on an existing claim (standalone), an admin token with a ServiceMonitor (standalone), and the
+# values file that sets every option.
 # (tests/conftest.py renders the same list for the pytest assertions.)
 RENDERS=(
   "sidecar-default::"
@@ -153,6 +154,7 @@ RENDERS=(
   "spool-off::--set spool.enabled=false"
   "spool-pvc:$CHART/ci/spool-pvc-values.yaml:"
   "spool-existing-claim::--set mode=standalone --set spool.persistence.enabled=true --set spool.persistence.existingClaim=blueflood-forward-spool"
+  "admin-token:$CHART/ci/admin-token-values.yaml:"
   "all-options:$CHART/ci/all-options-values.yaml:"
 )
 
@@ -311,8 +313,8 @@ chart_readme_params() {
 }
 
 readme_commands() {
-  # The `kubectl create secret` commands of the chart README (install, and rotation up to its
-  # `| kubectl apply`), run as written against no cluster (--dry-run=client).
+  # The `kubectl create secret` commands of the chart README (Keystone: install, and rotation up
+  # to its `| kubectl apply`; the admin token), run as written against no cluster (--dry-run=client).
   printf 'key\n' > "$WORK/apikey.txt"
   printf 'new-key\n' > "$WORK/new-apikey.txt"
   (cd "$WORK" && "$VENV/python" - "$ROOT/$CHART/README.md" "$KUBECTL") <<'PY'
@@ -324,9 +326,12 @@ for block in blocks:
     for cmd in block.replace("\\\n", " ").splitlines():
         if "create secret generic" in cmd:
             commands.append(cmd.split("|")[0].strip())
-assert len(commands) == 2, commands
-rotation = commands[1]
+keystone = [c for c in commands if " blueflood-forward-keystone " in c + " "]
+admin = [c for c in commands if " blueflood-forward-admin " in c + " "]
+assert len(keystone) == 2 and len(admin) == 1 and len(commands) == 3, commands
+rotation = keystone[1]
 assert "--dry-run=client -o yaml" in rotation, rotation
+expected = {"blueflood-forward-keystone": {"username", "apiKey"}, "blueflood-forward-admin": {"token"}}
 for cmd in commands:
     args = shlex.split(cmd)
     assert args[0] == "kubectl", args
@@ -334,9 +339,9 @@ for cmd in commands:
         args += ["--dry-run=client", "-o", "yaml"]
     out = subprocess.run([kubectl] + args[1:], check=True, capture_output=True, text=True).stdout
     s = yaml.safe_load(out)
-    assert s["kind"] == "Secret" and s["metadata"]["name"] == "blueflood-forward-keystone", s
+    assert s["kind"] == "Secret" and s["metadata"]["name"] in expected, s
     assert s["metadata"]["namespace"] == "graphite", s
-    assert set(s["data"]) == {"username", "apiKey"}, s["data"]
+    assert set(s["data"]) == expected[s["metadata"]["name"]], s["data"]
     print("ok:", cmd)
 PY
 }

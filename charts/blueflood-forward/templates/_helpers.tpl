@@ -79,6 +79,16 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- if and .Values.auth.enabled (eq .Values.auth.source "files") -}}true{{- end -}}
 {{- end -}}
 
+{{/* True (non-empty) when /status and /metrics need the admin token (admin.token.existingSecret). */}}
+{{- define "blueflood-forward.adminToken" -}}
+{{- if .Values.admin.token.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* Directory the admin token Secret is mounted at. */}}
+{{- define "blueflood-forward.adminTokenDir" -}}
+/etc/blueflood-forward/admin-token
+{{- end -}}
+
 {{/* Seconds between the preStop hook and the end of the shutdown deadline. */}}
 {{- define "blueflood-forward.preStopSleep" -}}
 {{- if eq .Values.mode "sidecar" -}}{{ int .Values.forwarder.preStopSleepSeconds }}{{- else -}}0{{- end -}}
@@ -214,6 +224,10 @@ secret_user_key = {{ .Values.auth.usernameKey | toJson }}
 secret_key_key = {{ .Values.auth.apiKeyKey | toJson }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if include "blueflood-forward.adminToken" . }}
+# /status and /metrics need `Authorization: Bearer <token>` (Secret {{ .Values.admin.token.existingSecret }}, read at start).
+admin_token_file = {{ printf "%s/%s" (include "blueflood-forward.adminTokenDir" .) .Values.admin.token.secretKey | toJson }}
 {{- end }}
 {{- if .Values.spool.enabled }}
 {{- $s := .Values.spool }}
@@ -360,6 +374,12 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
       mountPath: {{ .Values.auth.mountPath }}
       readOnly: true
     {{- end }}
+    {{- if include "blueflood-forward.adminToken" . }}
+    # The admin token Secret as a directory too (no subPath).
+    - name: admin-token
+      mountPath: {{ include "blueflood-forward.adminTokenDir" . }}
+      readOnly: true
+    {{- end }}
     - name: tmp
       mountPath: /tmp
     {{- if .Values.spool.enabled }}
@@ -381,6 +401,12 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
 - name: keystone
   secret:
     secretName: {{ include "blueflood-forward.secretName" . }}
+    defaultMode: 0440
+{{- end }}
+{{- if include "blueflood-forward.adminToken" . }}
+- name: admin-token
+  secret:
+    secretName: {{ .Values.admin.token.existingSecret | quote }}
     defaultMode: 0440
 {{- end }}
 - name: tmp

@@ -20,6 +20,33 @@
 {{- if and (eq .Values.mode "sidecar") .Values.forwarder.line.enabled (or (eq (int .Values.forwarder.line.port) (int .Values.relay.linePort)) (eq (int .Values.forwarder.line.port) (int .Values.relay.picklePort))) -}}
 {{- fail "forwarder.line.port must differ from the relay's ports" -}}
 {{- end -}}
+{{- /* The admin token is set in one place only, and a scraping ServiceMonitor must know it. */ -}}
+{{- $elsewhere := list -}}
+{{- range $k := list "admin_token" "admin_token_file" -}}
+{{- if hasKey ($.Values.forwarder.config | default dict) $k -}}
+{{- $elsewhere = append $elsewhere (printf "forwarder.config.%s" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- range $e := .Values.forwarder.extraEnv -}}
+{{- if and (kindIs "map" $e) (has (toString $e.name) (list "BLUEFLOOD_FORWARD_ADMIN_TOKEN" "BLUEFLOOD_FORWARD_ADMIN_TOKEN_FILE")) -}}
+{{- $elsewhere = append $elsewhere (printf "forwarder.extraEnv %s" $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $a := .Values.forwarder.extraArgs -}}
+{{- if hasPrefix "--admin-token" (toString $a) -}}
+{{- $elsewhere = append $elsewhere (printf "forwarder.extraArgs %s" (regexReplaceAll "=.*$" (toString $a) "=...")) -}}
+{{- end -}}
+{{- end -}}
+{{- if $elsewhere -}}
+{{- if include "blueflood-forward.adminToken" . -}}
+{{- fail (printf "the admin token is set both by admin.token.existingSecret and by %s: set it with admin.token.* only" (join ", " $elsewhere)) -}}
+{{- else if .Values.metrics.serviceMonitor.enabled -}}
+{{- fail (printf "%s sets an admin token, but the ServiceMonitor would scrape /metrics without it (401): put the token in a Secret and set admin.token.existingSecret (and admin.token.secretKey) instead, so the ServiceMonitor sends it" (join ", " $elsewhere)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (include "blueflood-forward.adminToken" .) (include "blueflood-forward.mountSecret" .) (eq (trimSuffix "/" .Values.auth.mountPath) (include "blueflood-forward.adminTokenDir" .)) -}}
+{{- fail (printf "auth.mountPath must differ from %s, where the admin token Secret is mounted" (include "blueflood-forward.adminTokenDir" .)) -}}
+{{- end -}}
 {{- if .Values.spool.enabled -}}
 {{- $s := .Values.spool -}}
 {{- $size := int64 (include "blueflood-forward.spoolSizeBytes" .) -}}

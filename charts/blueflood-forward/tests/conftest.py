@@ -78,7 +78,7 @@ def render(*values_files, sets=(), release="bf", namespace="graphite", expect_ok
 
 # The renders every test may use (the same as RENDERS in scripts/check-deploy.sh): both modes
 # with defaults, both CI value files, the spool off, on a chart-created PVC and on an existing
-# claim, every option.
+# claim, an admin token with a ServiceMonitor, every option.
 RENDERS = {
     "sidecar-default": ((), ()),
     "standalone-default": ((), ("mode=standalone",)),
@@ -94,6 +94,7 @@ RENDERS = {
             "spool.persistence.existingClaim=blueflood-forward-spool",
         ),
     ),
+    "admin-token": (("admin-token-values.yaml",), ()),
     "all-options": (("all-options-values.yaml",), ()),
 }
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import render
 
 FORWARDER = "blueflood-forward"
+ADMIN_TOKEN_DIR = "/etc/blueflood-forward/admin-token"
 RELAY = "carbon-relay"
 
 
@@ -331,6 +332,11 @@ def test_rendered_config_is_accepted_by_the_binary(each, tmp_path):
     (keystone / "username").write_text("user\n")
     (keystone / "apiKey").write_text("key\n")
     text = text.replace('"/etc/blueflood-forward/keystone/', json.dumps(str(keystone) + "/")[:-1])
+    if "admin_token_file" in cfg:  # the admin token Secret's directory
+        admin = tmp_path / "admin-token"
+        admin.mkdir()
+        (admin / os.path.basename(cfg["admin_token_file"])).write_text("admin-token\n")
+        text = text.replace(f'"{ADMIN_TOKEN_DIR}/', json.dumps(str(admin) + "/")[:-1])
     (tmp_path / "config.toml").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEFLOOD_FORWARD_", "KUBERNETES_"))}
     env.update(
@@ -346,6 +352,8 @@ def test_rendered_config_is_accepted_by_the_binary(each, tmp_path):
     assert p.returncode != 64 and first.startswith("ok      config:"), (name, p.returncode, p.stdout, p.stderr)
     if "spool_dir" in cfg:
         assert str(tmp_path / "spool") in (tmp_path / "config.toml").read_text()
+    if "admin_token_file" in cfg:
+        assert str(tmp_path / "admin-token") in (tmp_path / "config.toml").read_text()
 
 
 def test_config_keys_are_known_to_the_binary(renders):
@@ -409,6 +417,126 @@ def test_labels_and_selectors(each):
     assert r.one("Service")["spec"]["selector"] == sel
     for d in r.docs:
         assert d["metadata"]["namespace"] == "graphite", d["metadata"]["name"]
+
+
+# ---------------------------------------------------------------- admin token
+
+
+def admin_volume(r):
+    return [v for v in r.pod["volumes"] if v["name"] == "admin-token"]
+
+
+def admin_mounts(r):
+    return [m for c in r.pod["containers"] for m in c.get("volumeMounts", []) if m["name"] == "admin-token"]
+
+
+def test_no_admin_token_by_default(each):
+    name, r = each
+    if name in ("admin-token", "all-options"):
+        return
+    assert not admin_volume(r) and not admin_mounts(r), name
+    assert not any(k.startswith("admin_token") for k in r.config), name
+    for sm in r.all("ServiceMonitor"):
+        for ep in sm["spec"]["endpoints"]:
+            assert "authorization" not in ep and "bearerTokenSecret" not in ep, name
+
+
+def test_no_admin_token_service_monitor_has_no_authorization():
+    sm = render(sets=("metrics.serviceMonitor.enabled=true",)).one("ServiceMonitor")
+    (ep,) = sm["spec"]["endpoints"]
+    assert "authorization" not in ep and "bearerTokenSecret" not in ep
+
+
+@pytest.mark.parametrize(
+    "name, secret, key",
+    [("admin-token", "blueflood-forward-admin", "token"), ("all-options", "graphite-blueflood-admin", "bearer-token")],
+)
+def test_admin_token_is_mounted_and_configured(renders, name, secret, key):
+    r = renders[name]
+    (vol,) = admin_volume(r)
+    assert vol["secret"]["secretName"] == secret
+    assert "items" not in vol["secret"], "the whole Secret is mounted"
+    # Mounted into the forwarder only, read-only, as a directory.
+    fwd = r.container(FORWARDER)
+    (mount,) = [m for m in fwd["volumeMounts"] if m["name"] == "admin-token"]
+    assert mount == {"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": True}
+    assert len(admin_mounts(r)) == 1, "only the forwarder reads the token"
+    cfg = r.config
+    assert cfg["admin_token_file"] == f"{ADMIN_TOKEN_DIR}/{key}"
+    assert "admin_token" not in cfg
+    (ep,) = r.one("ServiceMonitor")["spec"]["endpoints"]
+    assert ep["authorization"] == {"type": "Bearer", "credentials": {"name": secret, "key": key}}
+    assert ep["port"] == "admin" and ep["path"] == "/metrics"
+    # The probes need no token.
+    assert fwd["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert fwd["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_admin_token_in_sidecar_and_standalone_modes():
+    for mode in ("sidecar", "standalone"):
+        r = render(sets=(f"mode={mode}", "admin.token.existingSecret=admin"))
+        assert {c["name"] for c in r.pod["containers"]} == ({FORWARDER, RELAY} if mode == "sidecar" else {FORWARDER})
+        (vol,) = admin_volume(r)
+        assert vol["secret"]["secretName"] == "admin"
+        (mount,) = admin_mounts(r)
+        assert mount["readOnly"] is True and "subPath" not in mount
+        assert r.config["admin_token_file"] == f"{ADMIN_TOKEN_DIR}/token"
+        assert not r.all("ServiceMonitor")
+
+
+def test_admin_token_numeric_names_stay_strings(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text('admin: {token: {existingSecret: "123", secretKey: "456"}}\nmetrics: {serviceMonitor: {enabled: true}}\n')
+    r = render(str(values))
+    (vol,) = admin_volume(r)
+    assert vol["secret"]["secretName"] == "123"
+    (ep,) = r.one("ServiceMonitor")["spec"]["endpoints"]
+    assert ep["authorization"]["credentials"] == {"name": "123", "key": "456"}
+    assert r.config["admin_token_file"] == f"{ADMIN_TOKEN_DIR}/456"
+
+
+def test_admin_token_change_rolls_the_pods():
+    a = render(sets=("admin.token.existingSecret=admin",)).deployment["spec"]["template"]["metadata"]["annotations"]
+    b = render().deployment["spec"]["template"]["metadata"]["annotations"]
+    assert a["checksum/config"] != b["checksum/config"], "the token is read at start: enabling it must roll the pods"
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ("forwarder.config.admin_token=x",),
+        ("forwarder.config.admin_token_file=/x",),
+        ("forwarder.extraEnv[0].name=BLUEFLOOD_FORWARD_ADMIN_TOKEN_FILE", "forwarder.extraEnv[0].value=/x"),
+        ("forwarder.extraArgs[0]=--admin-token-file=/x",),
+    ],
+)
+def test_admin_token_is_set_in_one_place(sets):
+    err = render(sets=("admin.token.existingSecret=admin",) + sets, expect_ok=False)
+    assert "set it with admin.token.* only" in err
+    # Without the chart's token the same settings pass, unless a ServiceMonitor would scrape
+    # /metrics without the token.
+    render(sets=sets)
+    err = render(sets=("metrics.serviceMonitor.enabled=true",) + sets, expect_ok=False)
+    assert "admin.token.existingSecret" in err and "ServiceMonitor" in err
+
+
+def test_admin_token_mount_path_is_its_own():
+    err = render(
+        sets=(
+            "admin.token.existingSecret=admin",
+            "auth.enabled=true",
+            "auth.existingSecret=k",
+            f"auth.mountPath={ADMIN_TOKEN_DIR}",
+        ),
+        expect_ok=False,
+    )
+    assert "auth.mountPath must differ" in err
+
+
+def test_admin_token_schema():
+    assert "/admin/token/existingSecret" in render(sets=("admin.token.existingSecret=Not_A_Name",), expect_ok=False)
+    assert "/admin/token/secretKey" in render(sets=("admin.token.existingSecret=a", "admin.token.secretKey=a/b"), expect_ok=False)
+    assert "additional properties" in render(sets=("admin.token.create=true",), expect_ok=False).lower()
 
 
 # ---------------------------------------------------------------- disk spool
