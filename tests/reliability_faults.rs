@@ -227,9 +227,11 @@ fn write_secret(path: &std::path::Path, value: &str) {
     std::fs::rename(&tmp, path).expect("rename secret");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_revocation_mid_stream_loses_nothing() {
-    let case = "token revocation mid-stream";
+/// A Keystone double accepting alice/k1, a Blueflood double that wants its tokens, and the
+/// forwarder reading the key from a file (`<dir>/key`, holding k1).
+async fn behind_keystone(
+    case: &str,
+) -> (KeystoneDouble, BluefloodDouble, tempfile::TempDir, Child) {
     let ks = KeystoneDouble::start("alice", "k1").await;
     let bf = BluefloodDouble::start().await;
     bf.require_keystone(&ks);
@@ -243,6 +245,13 @@ async fn token_revocation_mid_stream_loses_nothing() {
         &bf.url(),
         &["-u", "alice", "--key-file", &key_s, "--auth-url", &url],
     );
+    (ks, bf, dir, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_revocation_mid_stream_loses_nothing() {
+    let case = "token revocation mid-stream";
+    let (ks, bf, _dir, c) = behind_keystone(case).await;
     let load = tokio::spawn(line_load(c.line, "rev", 40, 50, Duration::from_millis(30)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     ks.revoke_all();
@@ -264,19 +273,8 @@ async fn token_revocation_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_rotation_mid_stream_loses_nothing() {
     let case = "credential rotation mid-stream (key file rewritten)";
-    let ks = KeystoneDouble::start("alice", "k1").await;
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (ks, bf, dir, c) = behind_keystone(case).await;
     let key = dir.path().join("key");
-    write_secret(&key, "k1");
-    let key_s = key.display().to_string();
-    let url = ks.url();
-    let c = spawn(
-        case,
-        &bf.url(),
-        &["-u", "alice", "--key-file", &key_s, "--auth-url", &url],
-    );
     let load = tokio::spawn(line_load(c.line, "rot", 40, 50, Duration::from_millis(30)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Rotate: Keystone accepts only k2 from now on, the file says k2, old tokens die.
