@@ -24,6 +24,16 @@ fn auth(ks: &KeystoneDouble) -> Option<AuthSettings> {
     ))
 }
 
+/// A Blueflood double that wants `ks`'s tokens, and a forwarder that logs in to `ks`.
+async fn behind(ks: &KeystoneDouble) -> (BluefloodDouble, Forwarder) {
+    let bf = BluefloodDouble::start().await;
+    bf.require_keystone(ks);
+    let mut cfg = settings(&bf.url());
+    cfg.auth = auth(ks);
+    let f = Forwarder::start(cfg).await;
+    (bf, f)
+}
+
 fn lines(stem: &str, n: usize) -> Vec<u8> {
     let ts = (support::now_ms() / 1000) as f64;
     let pts: Vec<(String, f64, f64)> = (0..n)
@@ -36,11 +46,7 @@ fn lines(stem: &str, n: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_is_sent_reused_and_replaced_after_revocation() {
     let ks = KeystoneDouble::start("alice", "s3cret-api-key").await;
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let mut cfg = settings(&bf.url());
-    cfg.auth = auth(&ks);
-    let f = Forwarder::start(cfg).await;
+    let (bf, f) = behind(&ks).await;
     let addr = f.addr(Protocol::LineTcp);
 
     for round in 0..5 {
@@ -79,11 +85,7 @@ async fn identity_outage_keeps_the_data_until_login_works() {
     for _ in 0..3 {
         ks.push_fault(503);
     }
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let mut cfg = settings(&bf.url());
-    cfg.auth = auth(&ks);
-    let f = Forwarder::start(cfg).await;
+    let (bf, f) = behind(&ks).await;
     support::send_tcp(f.addr(Protocol::LineTcp), &lines("k", 50)).await;
     assert!(bf.wait_for_stored(50, WAIT).await);
     let s = f.settle(50, WAIT).await;
@@ -120,11 +122,7 @@ async fn flow(addr: std::net::SocketAddr, for_how_long: Duration) -> usize {
 async fn short_lived_tokens_are_refreshed_ahead_without_loss() {
     let ks = KeystoneDouble::start("alice", "s3cret-api-key").await;
     ks.set_token_ttl(Duration::from_secs(2));
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let mut cfg = settings(&bf.url());
-    cfg.auth = auth(&ks);
-    let f = Forwarder::start(cfg).await;
+    let (bf, f) = behind(&ks).await;
     let sent = flow(f.addr(Protocol::LineTcp), Duration::from_millis(4500)).await;
     let s = f.settle(sent as u64, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (sent as u64, 0));
@@ -141,11 +139,7 @@ async fn short_lived_tokens_are_refreshed_ahead_without_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_under_concurrency_costs_one_login() {
     let ks = KeystoneDouble::start("alice", "s3cret-api-key").await;
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let mut cfg = settings(&bf.url());
-    cfg.auth = auth(&ks);
-    let f = Forwarder::start(cfg).await;
+    let (bf, f) = behind(&ks).await;
     let addr = f.addr(Protocol::LineTcp);
     let flowing = tokio::spawn(flow(addr, Duration::from_millis(2000)));
     assert!(bf.wait_for_stored(100, WAIT).await);
@@ -164,11 +158,7 @@ async fn broken_identity_answers_keep_the_data_and_back_off() {
     ks.push(Fault::MalformedJson);
     ks.push(Fault::BadExpires);
     ks.push_fault(401);
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let mut cfg = settings(&bf.url());
-    cfg.auth = auth(&ks);
-    let f = Forwarder::start(cfg).await;
+    let (_bf, f) = behind(&ks).await;
     let sent = flow(f.addr(Protocol::LineTcp), Duration::from_millis(500)).await;
     let s = f.settle(sent as u64, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (sent as u64, 0));
