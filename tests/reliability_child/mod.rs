@@ -54,6 +54,17 @@ impl Drop for Child {
 /// Starts the binary against `blueflood_url` with the defaults above, `extra` replacing any
 /// default flag it names. Blocks (bounded) until every listener and the admin server listen.
 pub fn spawn(case: &str, blueflood_url: &str, extra: &[&str]) -> Child {
+    spawn_command(case, Command::new(BIN), blueflood_url, extra)
+}
+
+/// [`spawn`] through `command`, a program that runs the forwarder with the arguments appended
+/// to it (`podman run ... IMAGE`, for the container image).
+pub fn spawn_command(
+    case: &str,
+    mut command: Command,
+    blueflood_url: &str,
+    extra: &[&str],
+) -> Child {
     let mut args: Vec<String> = vec!["-b".into(), blueflood_url.into()];
     for (flag, value) in DEFAULTS {
         if !extra.contains(flag) {
@@ -62,14 +73,14 @@ pub fn spawn(case: &str, blueflood_url: &str, extra: &[&str]) -> Child {
         }
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = Command::new(BIN)
+    let mut child = command
         .args(&args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{case}: spawn {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("{case}: spawn {command:?}: {e}"));
     let stderr = child.stderr.take().expect("stderr");
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel::<(String, String)>();
