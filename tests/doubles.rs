@@ -1,5 +1,5 @@
 //! Tests of the test doubles themselves: the Blueflood double must answer as the contract page
-//! (`shared/reference/blueflood-ingest.md`) says, since the forwarder is proven against it; the
+//! (`docs/reference/blueflood-ingest.md`) says, since the forwarder is proven against it; the
 //! Keystone double must issue tokens the Blueflood double accepts. Also checks the support
 //! helpers (ISO 8601 formatting, pickle frames).
 

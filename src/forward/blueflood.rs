@@ -1,6 +1,6 @@
 //! Blueflood's wire format, and nothing else: how a datapoint is written into an ingest body,
 //! how a body is built within the size limit, and what each answer means
-//! (`shared/reference/blueflood-ingest.md` is the contract). The rest of the program never
+//! (`docs/reference/blueflood-ingest.md` is the contract). The rest of the program never
 //! sees JSON or status codes.
 //!
 //! A point is written by hand rather than through serde: constant byte strings for the keys,

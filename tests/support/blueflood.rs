@@ -1,7 +1,7 @@
 //! In-process Blueflood ingest test double.
 //!
 //! Owns: an HTTP server on `127.0.0.1:<random>` that answers `POST /v2.0/{tenant}/ingest` and
-//! `/ingest/multi` exactly as `shared/reference/blueflood-ingest.md` describes (decision order,
+//! `/ingest/multi` exactly as `docs/reference/blueflood-ingest.md` describes (decision order,
 //! status codes, error body shape, 1 MiB post-decompression limit, collectionTime window, upsert
 //! storage), plus the knobs the forwarder's integration tests need to provoke every answer a real
 //! Blueflood (or the identity/rate-limit layer in front of it) can give: queued faults, a "down"

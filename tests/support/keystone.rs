@@ -2,7 +2,7 @@
 //!
 //! Owns: `POST /v2.0/tokens` with API-key or password credentials and `POST /v3/auth/tokens`
 //! with v3 password credentials (user name + domain), as described in
-//! `shared/reference/keystone-and-secrets.md`: unique tokens, v2 with an ISO 8601 `expires` in
+//! `docs/reference/keystone-and-secrets.md`: unique tokens, v2 with an ISO 8601 `expires` in
 //! the body, v3 with `201`, the token in `X-Subject-Token` and `token.expires_at`. Plus the
 //! knobs tests need: token lifetime, credential rotation, queued error statuses and broken
 //! answers, revocation, and a log of every login (when, which method, which user, accepted).
