@@ -79,7 +79,10 @@ fn defaults_are_the_originals() {
     assert_eq!(c.forward.interval, secs(30.0));
     assert_eq!(c.forward.blueflood_url.as_str(), "http://localhost:19000/");
     assert_eq!(c.forward.tenant, "tenant");
-    assert_eq!(c.ingest.prefix, "metric_prefix");
+    assert_eq!(
+        c.ingest.prefix, "",
+        "the original's code: no prefix unless -p"
+    );
     assert_eq!(c.forward.ttl_seconds, 86400);
     assert!(c.auth.is_none());
     assert_eq!(c.forward.max_body_bytes, 1_048_576);
@@ -145,9 +148,17 @@ fn original_short_flags() {
 
 #[test]
 fn original_long_flags_in_both_spellings() {
-    for (auth, overwrite) in [
-        ("--auth_url", "--overwrite_collection_timestamp"),
-        ("--auth-url", "--overwrite-collection-timestamp"),
+    for (auth, overwrite, prefix) in [
+        (
+            "--auth_url",
+            "--overwrite_collection_timestamp",
+            "--metric_prefix",
+        ),
+        (
+            "--auth-url",
+            "--overwrite-collection-timestamp",
+            "--metric-prefix",
+        ),
     ] {
         let c = ok(&[
             "--endpoint",
@@ -158,7 +169,7 @@ fn original_long_flags_in_both_spellings() {
             "http://bf:19000",
             "--tenant",
             "t2",
-            "--prefix",
+            prefix,
             "pre",
             "--ttl",
             "3600",

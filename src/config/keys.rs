@@ -179,12 +179,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "Tenant ID, used in the ingest URL path",
     ),
     value(
-        "prefix",
+        "metric_prefix",
         Some('p'),
-        Some("metric_prefix"),
+        Some(""),
         "PREFIX",
         Original,
-        "Prepended to every metric name with a '.'; empty = none",
+        "Prepended to every metric name with a '.'; empty = none [default: empty]",
     ),
     value(
         "ttl",

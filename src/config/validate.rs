@@ -291,7 +291,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         .collect();
 
     let ingest = IngestSettings {
-        prefix: v.string("prefix")?,
+        prefix: v.string("metric_prefix")?,
         overwrite_collection_timestamp: v.boolean("overwrite_collection_timestamp")?,
         max_past: v.seconds("max_past")?,
         max_future: v.seconds("max_future")?,
