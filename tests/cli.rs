@@ -169,3 +169,72 @@ async fn sigterm_drains_and_delivers_before_exiting_0() {
         log.join().unwrap_or_default()
     );
 }
+
+#[test]
+fn unknown_log_levels_exit_64_listing_the_allowed_ones() {
+    for level in [
+        "debugg",
+        "verbose",
+        "info,blueflood_forward=loud",
+        "blueflood_forward",
+        "",
+    ] {
+        let out = run(&["--log-level", level, "check", "--no-send"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{level:?}: {err}");
+        for needle in [
+            "\"log_level\"",
+            "--log-level",
+            "trace",
+            "debug",
+            "info",
+            "warn",
+            "error",
+            "off",
+        ] {
+            assert!(err.contains(needle), "{level:?}: {needle} missing: {err}");
+        }
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--no-send"])
+        .env("BLUEFLOOD_FORWARD_LOG_LEVEL", "warnings")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BLUEFLOOD_FORWARD_LOG_LEVEL"));
+}
+
+#[test]
+fn warning_and_critical_are_the_levels_they_say() {
+    // `check` with the key on the command line logs one warning about it (its login then
+    // fails fast: nothing listens on port 1).
+    const WARNING: &str = "the API key was given on the command line";
+    let logs = |level: &str| {
+        let out = run(&[
+            "-u",
+            "u",
+            "-k",
+            "k",
+            "--auth-url",
+            "http://127.0.0.1:1/v2.0/tokens",
+            "--log-level",
+            level,
+            "check",
+            "--no-send",
+        ]);
+        assert_ne!(out.status.code(), Some(64), "{level}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for level in [
+        "warning",
+        "WARNING",
+        "warn",
+        "info,blueflood_forward=warning",
+    ] {
+        assert!(logs(level).contains(WARNING), "{level}: {}", logs(level));
+    }
+    for level in ["critical", "error", "off"] {
+        assert!(!logs(level).contains(WARNING), "{level}: {}", logs(level));
+    }
+}

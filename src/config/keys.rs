@@ -513,9 +513,9 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "log_level",
         None,
         Some("info"),
-        "FILTER",
+        "LEVEL",
         Operation,
-        "Log filter directive (RUST_LOG overrides it)",
+        "trace, debug, info, warn (or warning), error (or critical), off; or directives such as info,blueflood_forward=debug (RUST_LOG overrides it)",
     ),
     value(
         "admin_addr",

@@ -36,6 +36,7 @@ mod endpoint;
 mod file;
 mod keys;
 mod legacy_ini;
+mod log_level;
 mod raw;
 pub mod settings;
 mod validate;

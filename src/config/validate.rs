@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use super::ConfigError;
 use super::endpoint::{self, Transport};
 use super::keys::{self, KeySpec};
+use super::log_level;
 use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 use super::settings::{
     AdminSettings, AuthMethod, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy,
@@ -598,14 +599,7 @@ fn secret_source(entry: &Entry, what: &str) -> Result<SecretSource, ConfigError>
 fn log_level(v: &Values<'_>) -> Result<String, ConfigError> {
     let (spec, entry) = v.required("log_level")?;
     let level = as_string(spec, entry)?;
-    match tracing_subscriber::EnvFilter::builder().parse(&level) {
-        Ok(_) if !level.trim().is_empty() => Ok(level),
-        _ => Err(invalid(
-            spec,
-            entry,
-            "a tracing filter such as info, debug or blueflood_forward=debug,warn",
-        )),
-    }
+    log_level::filter(&level).ok_or_else(|| invalid(spec, entry, log_level::EXPECTED))
 }
 
 type Listener<'a> = (&'static str, Protocol, (endpoint::Endpoint, &'a Entry));
