@@ -25,7 +25,7 @@ use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
 use crate::admin::{self, AdminBindError, AdminState};
 use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
-use crate::config::settings::{Protocol, Settings, SpoolFsync};
+use crate::config::settings::{ListenerSpec, Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
@@ -140,11 +140,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     Ok(bind(settings).await?.run())
 }
 
-fn bind_error(transport: &'static str, port: u16, source: std::io::Error) -> BindError {
+fn bind_error(spec: &ListenerSpec, transport: &'static str, error: std::io::Error) -> BindError {
     BindError {
+        key: spec.key,
         transport,
-        addr: SocketAddr::from(([0, 0, 0, 0], port)),
-        source,
+        addr: SocketAddr::from(([0, 0, 0, 0], spec.port)),
+        error,
     }
 }
 
@@ -192,9 +193,9 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     let admin_listener = admin::bind(settings.admin.addr).await?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|source| AdminBindError {
+        .map_err(|error| AdminBindError {
             addr: settings.admin.addr,
-            source,
+            error,
         })?;
     let admin_state = Arc::new(AdminState {
         health: health.clone(),
@@ -234,17 +235,13 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         match spec.protocol {
             Protocol::Pickle | Protocol::LineTcp => {
                 let l = bind::tcp(spec)?;
-                let addr = l
-                    .local_addr()
-                    .map_err(|e| bind_error("tcp", spec.port, e))?;
+                let addr = l.local_addr().map_err(|e| bind_error(spec, "tcp", e))?;
                 addrs.push((spec.protocol, addr));
                 tcp_listeners.push((spec.protocol, l));
             }
             Protocol::LineUdp => {
                 let s = bind::udp(spec)?;
-                let addr = s
-                    .local_addr()
-                    .map_err(|e| bind_error("udp", spec.port, e))?;
+                let addr = s.local_addr().map_err(|e| bind_error(spec, "udp", e))?;
                 addrs.push((spec.protocol, addr));
                 udp_sockets.push(s);
             }

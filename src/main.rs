@@ -42,7 +42,8 @@ fn main() -> ExitCode {
     let code = match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, in plain text, whatever the log format and level: the process's last word
+            // must be seen even with --log-level off.
             eprintln!("blueflood-forward: {e:#}");
             ExitCode::FAILURE
         }
@@ -78,7 +79,8 @@ fn run(settings: config::Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let running = app::start(settings).await.context("starting")?;
+        // A start error names what failed (and the key to change) by itself.
+        let running = app::start(settings).await?;
         wait_for_signal().await?;
         running.shutdown();
         running.wait().await;

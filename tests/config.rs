@@ -60,8 +60,23 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The listener of `key` (`endpoint` for the first, whatever its protocol).
 fn listener(protocol: Protocol, port: u16, interface: Option<&str>) -> ListenerSpec {
+    let key = match protocol {
+        Protocol::LineUdp => "udp_endpoint",
+        _ => "endpoint",
+    };
+    listener_of(key, protocol, port, interface)
+}
+
+fn listener_of(
+    key: &'static str,
+    protocol: Protocol,
+    port: u16,
+    interface: Option<&str>,
+) -> ListenerSpec {
     ListenerSpec {
+        key,
         protocol,
         port,
         interface: interface.map(|i| i.parse::<IpAddr>().unwrap()),
@@ -265,7 +280,7 @@ fn new_flags() {
         c.listeners,
         vec![
             listener(Protocol::Pickle, 2004, None),
-            listener(Protocol::LineTcp, 2003, None),
+            listener_of("line_endpoint", Protocol::LineTcp, 2003, None),
             listener(Protocol::LineUdp, 2003, None),
         ]
     );
@@ -316,7 +331,7 @@ fn endpoints_with_interfaces() {
         c.listeners,
         vec![
             listener(Protocol::Pickle, 0, Some("127.0.0.1")),
-            listener(Protocol::LineTcp, 0, Some("::1")),
+            listener_of("line_endpoint", Protocol::LineTcp, 0, Some("::1")),
             listener(Protocol::LineUdp, 0, Some("0.0.0.0")),
         ]
     );

@@ -116,6 +116,16 @@ pub fn load_with_mode(
     validate::settings(&resolved).map(|settings| (mode, settings))
 }
 
+/// `key "endpoint" (flag -e/--endpoint, env BLUEFLOOD_FORWARD_ENDPOINT)`: how a message about
+/// a setting names it, so that the user knows what to change (and no other module needs to
+/// know flag names).
+pub fn describe_key(key: &str) -> String {
+    match keys::find(key) {
+        Some(spec) => format!("key {key:?} ({})", spec.how_to_set()),
+        None => format!("key {key:?}"),
+    }
+}
+
 /// The `--help` text, as `load` would print it.
 pub fn help_text() -> String {
     cli::command().render_help().to_string()

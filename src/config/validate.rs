@@ -284,7 +284,8 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
     check_distinct_ports(&listeners)?;
     let listeners = listeners
         .into_iter()
-        .map(|(_, protocol, (e, _))| ListenerSpec {
+        .map(|(key, protocol, (e, _))| ListenerSpec {
+            key,
             protocol,
             port: e.port,
             interface: e.interface,
@@ -393,7 +394,7 @@ fn spool_settings(v: &Values<'_>) -> Result<Option<SpoolSettings>, ConfigError> 
 }
 
 fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
-    let (spec, entry) = v.required("admin_addr")?;
+    let (spec, entry) = v.required(AdminSettings::ADDR_KEY)?;
     let addr = as_string(spec, entry)?
         .trim()
         .parse::<std::net::SocketAddr>()
