@@ -76,7 +76,9 @@ the forwarder locks its spool directory, so two pods must never share one (the H
 an empty \`spool_dir\` means no spool.
 
 Both read Keystone credentials from the Secret \`$secret\`, mounted as a directory. Create it
-first (an empty \`username\` means no authentication):
+first, with a non-empty \`username\`: an empty user *file* is taken for a broken Secret and the
+forwarder refuses to start (exit 64) rather than silently send without authentication. For a
+Blueflood without authentication, use the Helm chart with \`auth.enabled=false\`.
 
 \`\`\`sh
 kubectl create namespace $namespace

@@ -242,6 +242,13 @@ impl Ledger {
         *last = Some((error.to_string(), unix_now()));
     }
 
+    /// No request could be sent (no token from the identity service); `cause` says why (an
+    /// `AuthError` message, never a secret). Shown as the last error, not counted as a request.
+    pub fn delivery_blocked(&self, cause: &str) {
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some((cause.to_string(), unix_now()));
+    }
+
     pub fn request_started(&self) {
         self.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     }
@@ -258,7 +265,8 @@ impl Ledger {
         }
     }
 
-    /// The last delivery failure and its Unix time, if any.
+    /// The last delivery failure (a failed request, or no token to send one with) and its Unix
+    /// time, if any.
     pub fn last_error(&self) -> Option<(String, f64)> {
         self.last_error
             .lock()

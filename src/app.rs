@@ -6,12 +6,17 @@
 //! there, before any datapoint is read. [`Starting::run`] then starts ingest and delivery and
 //! flips readiness to ready. [`start`] does both.
 //!
-//! Shutdown (on [`Running::shutdown`], which the binary calls on SIGTERM/SIGINT): readiness
-//! turns to draining, listeners stop accepting and connections read what is already waiting;
-//! then everything buffered is flushed; whatever is still undelivered when `shutdown_timeout`
-//! (counted from the signal) runs out is counted as `shutdown_timeout` — or, with a spool,
-//! written to the spool for the next start. The admin server answers until the end.
+//! Shutdown (on [`Running::shutdown`], which the binary calls on SIGTERM/SIGINT; the sequence
+//! is in `shutdown`): readiness turns to draining, listeners stop accepting and connections
+//! read what is already waiting; then everything buffered is flushed; whatever is still
+//! undelivered when `shutdown_timeout` (counted from the signal) runs out — or when
+//! [`Running::wait_unless`] cuts the drain short (a second signal) — is counted as
+//! `shutdown_timeout`, or, with a spool, written to the spool for the next start. The admin
+//! server answers until the end.
 
+mod shutdown;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,11 +26,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
+use crate::accounting::{Ledger, LedgerSnapshot};
 use crate::admin::{self, AdminBindError, AdminState};
 use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
-use crate::config::settings::{Protocol, Settings, SpoolFsync};
+use crate::config::settings::{ListenerSpec, Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
@@ -76,6 +81,7 @@ pub struct Running {
     buffer: Arc<Buffer>,
     health: Arc<Health>,
     shutdown: CancellationToken,
+    cut: shutdown::Cut,
     done: JoinHandle<LedgerSnapshot>,
 }
 
@@ -126,13 +132,43 @@ impl Running {
     /// Waits for the forwarder to finish (after [`Running::shutdown`]) and returns the final
     /// counters.
     pub async fn wait(self) -> LedgerSnapshot {
-        match self.done.await {
-            Ok(s) => s,
-            // The supervisor only ends by returning; a panic there is a bug, the ledger still
-            // tells what happened.
-            Err(_) => self.ledger.snapshot(),
-        }
+        self.wait_unless(std::future::pending()).await.0
     }
+
+    /// Like [`Running::wait`], but when `cut` resolves first (to a reason, such as the name of
+    /// a second signal) the drain ends at once, as if `shutdown_timeout` had just passed:
+    /// deliveries and connections stop, what is undelivered is spooled or counted lost. Returns
+    /// the final counters and the reason when the drain was cut.
+    pub async fn wait_unless(
+        self,
+        cut: impl Future<Output = &'static str>,
+    ) -> (LedgerSnapshot, Option<&'static str>) {
+        let Running {
+            ledger,
+            cut: cutter,
+            mut done,
+            ..
+        } = self;
+        let why = tokio::select! {
+            r = &mut done => return (finished(r, &ledger), None),
+            why = cut => why,
+        };
+        tracing::warn!(
+            signal = why,
+            "stopping now, without finishing the drain: what is undelivered is spooled or lost"
+        );
+        cutter.fire(why);
+        (finished(done.await, &ledger), Some(why))
+    }
+}
+
+/// The supervisor only ends by returning; a panic there is a bug, the ledger still tells what
+/// happened.
+fn finished(
+    joined: Result<LedgerSnapshot, tokio::task::JoinError>,
+    ledger: &Ledger,
+) -> LedgerSnapshot {
+    joined.unwrap_or_else(|_| ledger.snapshot())
 }
 
 /// [`bind`] then [`Starting::run`]. Must run inside a Tokio runtime.
@@ -140,11 +176,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     Ok(bind(settings).await?.run())
 }
 
-fn bind_error(transport: &'static str, port: u16, source: std::io::Error) -> BindError {
+fn bind_error(spec: &ListenerSpec, transport: &'static str, error: std::io::Error) -> BindError {
     BindError {
+        key: spec.key,
         transport,
-        addr: SocketAddr::from(([0, 0, 0, 0], port)),
-        source,
+        addr: SocketAddr::from(([0, 0, 0, 0], spec.port)),
+        error,
     }
 }
 
@@ -192,9 +229,9 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     let admin_listener = admin::bind(settings.admin.addr).await?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|source| AdminBindError {
+        .map_err(|error| AdminBindError {
             addr: settings.admin.addr,
-            source,
+            error,
         })?;
     let admin_state = Arc::new(AdminState {
         health: health.clone(),
@@ -234,17 +271,13 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         match spec.protocol {
             Protocol::Pickle | Protocol::LineTcp => {
                 let l = bind::tcp(spec)?;
-                let addr = l
-                    .local_addr()
-                    .map_err(|e| bind_error("tcp", spec.port, e))?;
+                let addr = l.local_addr().map_err(|e| bind_error(spec, "tcp", e))?;
                 addrs.push((spec.protocol, addr));
                 tcp_listeners.push((spec.protocol, l));
             }
             Protocol::LineUdp => {
                 let s = bind::udp(spec)?;
-                let addr = s
-                    .local_addr()
-                    .map_err(|e| bind_error("udp", spec.port, e))?;
+                let addr = s.local_addr().map_err(|e| bind_error(spec, "udp", e))?;
                 addrs.push((spec.protocol, addr));
                 udp_sockets.push(s);
             }
@@ -356,6 +389,7 @@ impl Starting {
             ledger: ledger.clone(),
             buffer: buffer.clone(),
             logs,
+            stop_draining: abort.clone(),
         });
         let connections = Arc::new(Semaphore::new(settings.ingest.max_connections));
         let listeners = TaskTracker::new();
@@ -377,9 +411,11 @@ impl Starting {
         }
         health.set_ready();
 
-        let done = tokio::spawn(supervise(Supervised {
+        let cut = shutdown::Cut::default();
+        let done = tokio::spawn(shutdown::supervise(shutdown::Supervised {
             shutdown: shutdown.clone(),
             timeout: settings.shutdown_timeout,
+            cut: cut.clone(),
             listeners,
             inputs_done,
             abort,
@@ -398,92 +434,8 @@ impl Starting {
             buffer,
             health,
             shutdown,
+            cut,
             done,
         }
     }
-}
-
-struct Supervised {
-    shutdown: CancellationToken,
-    timeout: std::time::Duration,
-    listeners: TaskTracker,
-    inputs_done: CancellationToken,
-    abort: CancellationToken,
-    flusher: JoinHandle<()>,
-    drainer: Option<JoinHandle<()>>,
-    spool: Option<Arc<Spool>>,
-    buffer: Arc<Buffer>,
-    ledger: Arc<Ledger>,
-    delivery: Arc<DeliveryContext>,
-    admin_stop: CancellationToken,
-}
-
-async fn supervise(s: Supervised) -> LedgerSnapshot {
-    let Supervised {
-        shutdown,
-        timeout,
-        listeners,
-        inputs_done,
-        abort,
-        mut flusher,
-        drainer,
-        spool,
-        buffer,
-        ledger,
-        delivery,
-        admin_stop,
-    } = s;
-    shutdown.cancelled().await;
-    let deadline = tokio::time::Instant::now() + timeout;
-    tracing::info!(
-        timeout_s = timeout.as_secs_f64(),
-        "shutting down: draining connections, then flushing"
-    );
-    // Listeners and connections drain on their own bounded timers; the deadline still rules.
-    let drained = tokio::time::timeout_at(deadline, listeners.wait())
-        .await
-        .is_ok();
-    inputs_done.cancel();
-    let flushed = drained
-        && tokio::time::timeout_at(deadline, &mut flusher)
-            .await
-            .is_ok();
-    if !flushed {
-        abort.cancel();
-        // Closing releases connections blocked on a full buffer; what they hold is counted.
-        keep_or_drop(&buffer, &delivery).await;
-        listeners.wait().await;
-        let _ = flusher.await;
-    }
-    keep_or_drop(&buffer, &delivery).await;
-    // Live data is settled; a spooled record still being retried stays on disk.
-    abort.cancel();
-    if let Some(drainer) = drainer {
-        let _ = drainer.await;
-    }
-    if let Some(spool) = &spool {
-        spool.close().await;
-    }
-    let s = ledger.snapshot();
-    let lost = s.dropped(DropReason::ShutdownTimeout);
-    if lost > 0 {
-        tracing::error!(lost, "shutdown deadline passed with undelivered datapoints");
-    }
-    tracing::info!(
-        received = s.received(),
-        delivered = s.delivered,
-        dropped = s.dropped_total(),
-        "stopped"
-    );
-    admin_stop.cancel();
-    s
-}
-
-/// Closes the buffer; what it still holds goes to the spool, or is counted lost without one.
-async fn keep_or_drop(buffer: &Buffer, delivery: &DeliveryContext) {
-    if delivery.spool.is_none() {
-        buffer.close_and_drop();
-        return;
-    }
-    delivery.keep_at_deadline(buffer.close_and_take()).await;
 }

@@ -1,7 +1,8 @@
 //! Internal events: each struct here is one thing that happens to the forwarder, and its
 //! `emit` both counts it in the [`Ledger`] and logs it, so a counter never moves without a log
 //! line to explain it (vector's `internal_events` pattern). Events that can happen once per
-//! datapoint or per frame log through a [`RateLimit`], saying how many were suppressed.
+//! datapoint or per frame log through a [`RateLimit`] of their own kind and reason, saying how
+//! many were suppressed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,31 +53,39 @@ impl RateLimit {
     }
 }
 
-/// One rate limiter per kind of noisy event, shared by every task.
+/// One rate limiter per kind of noisy event (and, for drops and bad input, per reason),
+/// shared by every task: a flood of one kind never hides the first line of another.
 #[derive(Debug)]
 pub struct LogLimits {
-    pub bad_point: RateLimit,
-    pub bad_frame: RateLimit,
-    pub refused: RateLimit,
-    pub dropped: RateLimit,
-    pub delivery: RateLimit,
-    /// Spool disk errors and corruption.
-    pub spool_error: RateLimit,
-    /// Spool full (evictions, refusals): frequent in a long outage, never hiding an error.
-    pub spool_full: RateLimit,
+    /// `PointsDropped`, per [`DropReason`].
+    points_dropped: [RateLimit; DropReason::ALL.len()],
+    /// `BadInputReceived`, per [`BadInput`].
+    bad_input: [RateLimit; BadInput::ALL.len()],
+    connection_refused: RateLimit,
+    connection_idle: RateLimit,
+    /// `InFlightDropped`, per [`DropReason`].
+    in_flight_dropped: [RateLimit; DropReason::ALL.len()],
+    delivery_retry: RateLimit,
+    spool_write_failed: RateLimit,
+    spool_corrupt: RateLimit,
+    spool_evicted: RateLimit,
+    spool_full_refused: RateLimit,
 }
 
 impl Default for LogLimits {
     fn default() -> Self {
-        let p = Duration::from_secs(10);
+        let every = |p| RateLimit::new(Duration::from_secs(p));
         Self {
-            bad_point: RateLimit::new(p),
-            bad_frame: RateLimit::new(p),
-            refused: RateLimit::new(p),
-            dropped: RateLimit::new(p),
-            delivery: RateLimit::new(Duration::from_secs(5)),
-            spool_error: RateLimit::new(Duration::from_secs(10)),
-            spool_full: RateLimit::new(Duration::from_secs(10)),
+            points_dropped: std::array::from_fn(|_| every(10)),
+            bad_input: std::array::from_fn(|_| every(10)),
+            connection_refused: every(10),
+            connection_idle: every(10),
+            in_flight_dropped: std::array::from_fn(|_| every(10)),
+            delivery_retry: every(5),
+            spool_write_failed: every(10),
+            spool_corrupt: every(10),
+            spool_evicted: every(10),
+            spool_full_refused: every(10),
         }
     }
 }
@@ -95,7 +104,7 @@ pub struct PointsDropped<'a> {
 impl PointsDropped<'_> {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.dropped(self.reason, self.count);
-        if let Some(suppressed) = limits.bad_point.check() {
+        if let Some(suppressed) = limits.points_dropped[self.reason as usize].check() {
             tracing::warn!(
                 peer = %self.peer,
                 protocol = self.protocol.label(),
@@ -120,7 +129,7 @@ pub struct BadInputReceived<'a> {
 impl BadInputReceived<'_> {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.bad_input(self.what);
-        if let Some(suppressed) = limits.bad_frame.check() {
+        if let Some(suppressed) = limits.bad_input[self.what as usize].check() {
             tracing::warn!(
                 peer = %self.peer,
                 protocol = self.protocol.label(),
@@ -142,7 +151,7 @@ pub struct ConnectionRefused {
 impl ConnectionRefused {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.connection_refused();
-        if let Some(suppressed) = limits.refused.check() {
+        if let Some(suppressed) = limits.connection_refused.check() {
             tracing::warn!(peer = %self.peer, limit = self.limit, suppressed, "connection refused: limit reached");
         }
     }
@@ -157,7 +166,7 @@ pub struct ConnectionIdle {
 impl ConnectionIdle {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.connection_idle_closed();
-        if let Some(suppressed) = limits.refused.check() {
+        if let Some(suppressed) = limits.connection_idle.check() {
             tracing::info!(
                 peer = %self.peer,
                 idle_s = self.idle.as_secs_f64(),
@@ -188,7 +197,7 @@ impl InFlightDropped<'_> {
                 count = self.count,
                 "datapoints lost at shutdown deadline"
             );
-        } else if let Some(suppressed) = limits.dropped.check() {
+        } else if let Some(suppressed) = limits.in_flight_dropped[self.reason as usize].check() {
             tracing::warn!(
                 reason = self.reason.label(),
                 count = self.count,
@@ -221,7 +230,7 @@ impl DeliveryRetry<'_> {
                 cause = self.cause,
                 "Blueflood refuses our requests: check the configuration; data is kept"
             );
-        } else if let Some(suppressed) = limits.delivery.check() {
+        } else if let Some(suppressed) = limits.delivery_retry.check() {
             tracing::warn!(
                 attempt = self.attempt,
                 retry_in_ms = self.delay.as_millis() as u64,
@@ -273,7 +282,7 @@ pub struct SpoolWriteFailed<'a> {
 
 impl SpoolWriteFailed<'_> {
     pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool_error.check() {
+        if let Some(suppressed) = limits.spool_write_failed.check() {
             tracing::error!(
                 op = self.op,
                 error = %self.error,
@@ -294,7 +303,7 @@ pub struct SpoolEvicted {
 impl SpoolEvicted {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolFull, self.points);
-        if let Some(suppressed) = limits.spool_full.check() {
+        if let Some(suppressed) = limits.spool_evicted.check() {
             tracing::warn!(
                 segments = self.segments,
                 count = self.points,
@@ -314,7 +323,7 @@ pub struct SpoolFullRefused {
 
 impl SpoolFullRefused {
     pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool_full.check() {
+        if let Some(suppressed) = limits.spool_full_refused.check() {
             tracing::warn!(
                 kept_in_memory = self.kept_in_memory,
                 suppressed,
@@ -333,7 +342,7 @@ pub struct SpoolCorruptFound {
 impl SpoolCorruptFound {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolCorrupt, self.points);
-        if let Some(suppressed) = limits.spool_error.check() {
+        if let Some(suppressed) = limits.spool_corrupt.check() {
             tracing::error!(
                 count = self.points,
                 bytes = self.bytes,
@@ -348,6 +357,40 @@ impl SpoolCorruptFound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_and_reason_has_its_own_limit() {
+        let l = LogLimits::default();
+        for r in DropReason::ALL {
+            assert_eq!(
+                l.points_dropped[r as usize].check(),
+                Some(0),
+                "{}",
+                r.label()
+            );
+            assert_eq!(
+                l.in_flight_dropped[r as usize].check(),
+                Some(0),
+                "{}",
+                r.label()
+            );
+        }
+        for b in BadInput::ALL {
+            assert_eq!(l.bad_input[b as usize].check(), Some(0), "{}", b.label());
+        }
+        for limit in [
+            &l.connection_refused,
+            &l.connection_idle,
+            &l.delivery_retry,
+            &l.spool_write_failed,
+            &l.spool_corrupt,
+            &l.spool_evicted,
+            &l.spool_full_refused,
+        ] {
+            assert_eq!(limit.check(), Some(0));
+        }
+        assert_eq!(l.points_dropped[DropReason::Nan as usize].check(), None);
+    }
 
     #[test]
     fn rate_limit_lets_one_through_per_period_and_counts_the_rest() {

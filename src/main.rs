@@ -1,5 +1,6 @@
 //! The `blueflood-forward` binary: load the configuration (exit 64 when it is wrong), start the
-//! forwarder, and shut it down gracefully on SIGTERM or SIGINT. Everything else is the library.
+//! forwarder (exit 1 when that fails), and shut it down gracefully on SIGTERM or SIGINT, at
+//! once on a second one (exit 143 or 130). Everything else is the library.
 
 use std::process::ExitCode;
 
@@ -40,9 +41,10 @@ fn main() -> ExitCode {
         return code;
     }
     let code = match run(settings) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Once, in plain text, whatever the log format and level: the process's last word
+            // must be seen even with --log-level off.
             eprintln!("blueflood-forward: {e:#}");
             ExitCode::FAILURE
         }
@@ -71,28 +73,56 @@ fn check(settings: &config::Settings, send: bool) -> ExitCode {
     }
 }
 
-fn run(settings: config::Settings) -> anyhow::Result<()> {
+/// Runs until SIGTERM or SIGINT, then drains; a second signal during the drain cuts it short.
+/// The exit code is 0, or that of a process killed by the second signal (128 + its number).
+fn run(settings: config::Settings) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("blueflood-forward")
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let running = app::start(settings).await.context("starting")?;
-        wait_for_signal().await?;
+        // A start error names what failed (and the key to change) by itself.
+        let running = app::start(settings).await?;
+        let mut signals = Signals::install()?;
+        let first = signals.next().await;
+        tracing::info!("{first} received");
         running.shutdown();
-        running.wait().await;
-        Ok(())
+        let (_, cut) = running.wait_unless(signals.next()).await;
+        Ok(match cut {
+            None => ExitCode::SUCCESS,
+            Some(signal) => ExitCode::from(Signals::exit_code(signal)),
+        })
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, installed once so that a second one is seen too.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    /// The shell's code for a process killed by `signal`.
+    fn exit_code(signal: &str) -> u8 {
+        match signal {
+            "SIGINT" => 128 + 2,
+            _ => 128 + 15,
+        }
+    }
 }

@@ -288,3 +288,62 @@ async fn status_and_metrics_can_require_a_bearer_token_probes_never_do() {
     assert_eq!(get(&format!("{admin}/readyz")).await.0, 200);
     f.stop().await;
 }
+
+/// Polls `/status` until `delivery.last_error` is set; returns the status document.
+async fn wait_last_error(admin: &str) -> serde_json::Value {
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (code, body) = get(&format!("{admin}/status")).await;
+        assert_eq!(code, 200, "{body}");
+        let s: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if !s["delivery"]["last_error"].is_null() {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "delivery.last_error still null after {WAIT:?}: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_why_delivery_waits_on_keystone() {
+    use blueflood_forward::config::settings::AuthSettings;
+    use support::keystone::KeystoneDouble;
+    const KEY: &str = "not-the-key-keystone-knows";
+    let ks = KeystoneDouble::start("alice", "the-right-key").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let down = format!("http://{}/v2.0/tokens", closed.local_addr().expect("addr"));
+    drop(closed);
+    for (case, auth_url, cause) in [
+        (
+            "Keystone refuses the credentials",
+            ks.url(),
+            "identity service refused the credentials (HTTP 401)",
+        ),
+        ("Keystone is down", down, "identity service unreachable"),
+    ] {
+        let bf = BluefloodDouble::start().await;
+        let mut cfg = settings(&bf.url());
+        cfg.auth = Some(AuthSettings::new(
+            "alice",
+            KEY,
+            auth_url.parse().expect("url"),
+        ));
+        cfg.shutdown_timeout = Duration::from_millis(200);
+        let f = Forwarder::start(cfg).await;
+        support::send_tcp(f.addr(Protocol::LineTcp), &lines("k", 10, 0)).await;
+        let s = wait_last_error(&format!("http://{}", f.running.admin_addr())).await;
+        let error = s["delivery"]["last_error"].as_str().expect("a string");
+        assert!(error.contains(cause), "{case}: {s:#}");
+        assert!(
+            s["delivery"]["last_error_unix_seconds"].is_f64(),
+            "{case}: {s:#}"
+        );
+        assert!(!s.to_string().contains(KEY), "{case}: the key shows: {s:#}");
+        assert!(bf.requests().is_empty(), "{case}: sent without a token");
+        f.running.shutdown();
+        f.running.wait().await;
+    }
+}

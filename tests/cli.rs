@@ -169,3 +169,154 @@ async fn sigterm_drains_and_delivers_before_exiting_0() {
         log.join().unwrap_or_default()
     );
 }
+
+#[test]
+fn unknown_log_levels_exit_64_listing_the_allowed_ones() {
+    for level in [
+        "debugg",
+        "verbose",
+        "info,blueflood_forward=loud",
+        "blueflood_forward",
+        "",
+    ] {
+        let out = run(&["--log-level", level, "check", "--no-send"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{level:?}: {err}");
+        for needle in [
+            "\"log_level\"",
+            "--log-level",
+            "trace",
+            "debug",
+            "info",
+            "warn",
+            "error",
+            "off",
+        ] {
+            assert!(err.contains(needle), "{level:?}: {needle} missing: {err}");
+        }
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--no-send"])
+        .env("BLUEFLOOD_FORWARD_LOG_LEVEL", "warnings")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BLUEFLOOD_FORWARD_LOG_LEVEL"));
+}
+
+#[test]
+fn warning_and_critical_are_the_levels_they_say() {
+    // `check` with the key on the command line logs one warning about it (its login then
+    // fails fast: nothing listens on port 1).
+    const WARNING: &str = "the API key was given on the command line";
+    let logs = |level: &str| {
+        let out = run(&[
+            "-u",
+            "u",
+            "-k",
+            "k",
+            "--auth-url",
+            "http://127.0.0.1:1/v2.0/tokens",
+            "--log-level",
+            level,
+            "check",
+            "--no-send",
+        ]);
+        assert_ne!(out.status.code(), Some(64), "{level}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for level in [
+        "warning",
+        "WARNING",
+        "warn",
+        "info,blueflood_forward=warning",
+    ] {
+        assert!(logs(level).contains(WARNING), "{level}: {}", logs(level));
+    }
+    for level in ["critical", "error", "off"] {
+        assert!(!logs(level).contains(WARNING), "{level}: {}", logs(level));
+    }
+}
+
+#[test]
+fn a_port_in_use_is_one_line_naming_the_flag_and_the_address() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let taken = tcp.local_addr().expect("addr").to_string();
+    let taken_udp = udp.local_addr().expect("addr").to_string();
+    let on = |addr: &str| {
+        format!(
+            "tcp:{}:interface=127.0.0.1",
+            addr.rsplit_once(':').unwrap().1
+        )
+    };
+    let free = "tcp:0:interface=127.0.0.1".to_string();
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (vec!["-e".into(), on(&taken)], "--endpoint", &taken),
+        (
+            vec![
+                "-e".into(),
+                free.clone(),
+                "--line-endpoint".into(),
+                on(&taken),
+            ],
+            "--line-endpoint",
+            &taken,
+        ),
+        (
+            vec![
+                "-e".into(),
+                free.clone(),
+                "--udp-endpoint".into(),
+                format!(
+                    "udp:{}:interface=127.0.0.1",
+                    taken_udp.rsplit_once(':').unwrap().1
+                ),
+            ],
+            "--udp-endpoint",
+            &taken_udp,
+        ),
+        (
+            vec![
+                "-e".into(),
+                free.clone(),
+                "--admin-addr".into(),
+                taken.clone(),
+            ],
+            "--admin-addr",
+            &taken,
+        ),
+    ];
+    for format in ["text", "json"] {
+        for (args, flag, addr) in &cases {
+            let mut cmd = Command::new(BIN);
+            if *flag != "--admin-addr" {
+                cmd.args(["--admin-addr", "127.0.0.1:0"]);
+            }
+            let out = cmd
+                .args(args)
+                .args(["--dry-run", "--log-format", format])
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{flag} ({format}): {err}");
+            let about: Vec<&str> = err
+                .lines()
+                .filter(|l| l.contains(addr) || l.to_ascii_lowercase().contains("in use"))
+                .collect();
+            assert_eq!(about.len(), 1, "{flag} ({format}): {err}");
+            assert!(
+                about[0].contains(flag) && about[0].contains(addr),
+                "{flag} ({format}): {err}"
+            );
+            assert_eq!(
+                about[0].to_ascii_lowercase().matches("in use").count(),
+                1,
+                "{flag} ({format}): {err}"
+            );
+        }
+    }
+    drop((tcp, udp));
+}

@@ -60,8 +60,23 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// The listener of `key` (`endpoint` for the first, whatever its protocol).
 fn listener(protocol: Protocol, port: u16, interface: Option<&str>) -> ListenerSpec {
+    let key = match protocol {
+        Protocol::LineUdp => "udp_endpoint",
+        _ => "endpoint",
+    };
+    listener_of(key, protocol, port, interface)
+}
+
+fn listener_of(
+    key: &'static str,
+    protocol: Protocol,
+    port: u16,
+    interface: Option<&str>,
+) -> ListenerSpec {
     ListenerSpec {
+        key,
         protocol,
         port,
         interface: interface.map(|i| i.parse::<IpAddr>().unwrap()),
@@ -79,7 +94,10 @@ fn defaults_are_the_originals() {
     assert_eq!(c.forward.interval, secs(30.0));
     assert_eq!(c.forward.blueflood_url.as_str(), "http://localhost:19000/");
     assert_eq!(c.forward.tenant, "tenant");
-    assert_eq!(c.ingest.prefix, "metric_prefix");
+    assert_eq!(
+        c.ingest.prefix, "",
+        "the original's code: no prefix unless -p"
+    );
     assert_eq!(c.forward.ttl_seconds, 86400);
     assert!(c.auth.is_none());
     assert_eq!(c.forward.max_body_bytes, 1_048_576);
@@ -145,9 +163,17 @@ fn original_short_flags() {
 
 #[test]
 fn original_long_flags_in_both_spellings() {
-    for (auth, overwrite) in [
-        ("--auth_url", "--overwrite_collection_timestamp"),
-        ("--auth-url", "--overwrite-collection-timestamp"),
+    for (auth, overwrite, prefix) in [
+        (
+            "--auth_url",
+            "--overwrite_collection_timestamp",
+            "--metric_prefix",
+        ),
+        (
+            "--auth-url",
+            "--overwrite-collection-timestamp",
+            "--metric-prefix",
+        ),
     ] {
         let c = ok(&[
             "--endpoint",
@@ -158,7 +184,7 @@ fn original_long_flags_in_both_spellings() {
             "http://bf:19000",
             "--tenant",
             "t2",
-            "--prefix",
+            prefix,
             "pre",
             "--ttl",
             "3600",
@@ -254,7 +280,7 @@ fn new_flags() {
         c.listeners,
         vec![
             listener(Protocol::Pickle, 2004, None),
-            listener(Protocol::LineTcp, 2003, None),
+            listener_of("line_endpoint", Protocol::LineTcp, 2003, None),
             listener(Protocol::LineUdp, 2003, None),
         ]
     );
@@ -305,7 +331,7 @@ fn endpoints_with_interfaces() {
         c.listeners,
         vec![
             listener(Protocol::Pickle, 0, Some("127.0.0.1")),
-            listener(Protocol::LineTcp, 0, Some("::1")),
+            listener_of("line_endpoint", Protocol::LineTcp, 0, Some("::1")),
             listener(Protocol::LineUdp, 0, Some("0.0.0.0")),
         ]
     );

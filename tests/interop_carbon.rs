@@ -6,9 +6,10 @@
 //! and integer-millisecond timestamp.
 //!
 //! The carbon-relay test needs the virtualenv: `.cache/carbon-venv` under the crate, or the
-//! directory in `BFF_CARBON_VENV`. Without it the test prints why and passes, unless
-//! `BFF_INTEROP_REQUIRED=1` (set by the script), when it fails. The pickle test needs `python3`
-//! on the PATH (or `BFF_PYTHON`) under the same rule.
+//! directory in `BFF_CARBON_VENV`. Without it the test passes without running and prints a
+//! `SKIPPED ...` line past cargo's output capture, unless it runs in CI (`CI=true`) or with
+//! `BFF_INTEROP_REQUIRED=1` (set by the script), when it fails. The pickle test needs
+//! `python3` on the PATH (or `BFF_PYTHON`) under the same rule.
 
 mod harness;
 mod support;
@@ -24,19 +25,6 @@ use harness::{Forwarder, settings};
 use support::blueflood::{BluefloodDouble, StoredPoint};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn required() -> bool {
-    std::env::var("BFF_INTEROP_REQUIRED").is_ok_and(|v| v == "1")
-}
-
-/// Prints why the test cannot run and returns, or fails when interop is required.
-fn skip(why: &str) {
-    assert!(
-        !required(),
-        "interop required (BFF_INTEROP_REQUIRED=1) but {why}"
-    );
-    eprintln!("SKIPPED: {why}");
-}
 
 fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -153,7 +141,10 @@ fn python_pickles(py: &Path, dir: &Path) -> Vec<(u32, Vec<u8>, Vec<Expected>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python3_pickle_dumps_at_every_protocol_is_delivered_exactly() {
     let Some(py) = python() else {
-        return skip("no python3 on the PATH (set BFF_PYTHON)");
+        return support::prerequisite_missing(
+            "python3_pickle_dumps_at_every_protocol_is_delivered_exactly",
+            "no python3 on the PATH (set BFF_PYTHON)",
+        );
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let streams = python_pickles(&py, dir.path());
@@ -254,7 +245,8 @@ async fn wait_listening(port: u16, relay: &mut KillOnDrop, log: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly() {
     let Some(venv) = carbon_venv() else {
-        return skip(
+        return support::prerequisite_missing(
+            "real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly",
             "no carbon virtualenv (.cache/carbon-venv or BFF_CARBON_VENV): run scripts/interop-carbon.sh",
         );
     };
@@ -337,4 +329,39 @@ async fn real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly(
     compare("carbon-relay interop", &bf.stored(), &expected);
     drop(relay);
     f.stop().await;
+}
+
+/// The skip rule itself, on this very binary: without the virtualenv the relay test says
+/// `SKIPPED` on stderr past the harness's capture and passes; in CI it fails.
+#[test]
+fn a_missing_prerequisite_is_shown_and_fails_in_ci() {
+    const TEST: &str = "real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly";
+    let run = |ci: Option<&str>| {
+        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args(["--exact", TEST, "--test-threads=1"])
+            .env("BFF_CARBON_VENV", "/nonexistent/carbon-venv")
+            .env_remove("BFF_INTEROP_REQUIRED")
+            .env_remove("CI");
+        if let Some(ci) = ci {
+            cmd.env("CI", ci);
+        }
+        let out = cmd.output().expect("run the test binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (passed, text) = run(None);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains(&format!("SKIPPED {TEST}: no carbon virtualenv")),
+        "the skip is not shown: {text}"
+    );
+    for ci in ["true", "1"] {
+        let (passed, text) = run(Some(ci));
+        assert!(!passed, "CI={ci}: a missing prerequisite passed: {text}");
+        assert!(text.contains("prerequisite missing"), "CI={ci}: {text}");
+    }
 }

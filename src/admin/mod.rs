@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounting::Ledger;
 use crate::auth::TokenProvider;
 use crate::buffer::Buffer;
-use crate::config::settings::BufferPolicy;
+use crate::config::settings::{AdminSettings, BufferPolicy};
 use crate::health::Health;
 
 pub use status::Status;
@@ -40,19 +40,23 @@ pub struct AdminState {
     pub token: Option<SecretString>,
 }
 
+/// Why the admin server could not bind; self-contained like [`crate::ingest::bind::BindError`].
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on the admin address {addr}: {source}")]
+#[error(
+    "cannot listen on the admin address {addr}, {}: {error}{}",
+    crate::config::describe_key(AdminSettings::ADDR_KEY),
+    crate::ingest::bind::hint(.error)
+)]
 pub struct AdminBindError {
     pub addr: SocketAddr,
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Binds the admin address (before anything else, so probes are answered while starting).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminBindError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| AdminBindError { addr, source })
+        .map_err(|error| AdminBindError { addr, error })
 }
 
 pub fn router(state: Arc<AdminState>) -> Router {

@@ -12,6 +12,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ColorChoice, Command, value_parser};
 
 use super::ConfigError;
+use super::alias;
 use super::keys::{self, Group, KEYS, Kind};
 use super::raw::{Layer, LayerKind, Scalar};
 
@@ -33,9 +34,10 @@ Any key X can be read from a file instead: X_file in a config file, BLUEFLOOD_FO
 the environment, --key-file/--user-file on the command line. One trailing newline is removed.
 Within one source X_file wins over X; across sources the higher source wins.
 
---config FILE (or BLUEFLOOD_FORWARD_CONFIG): a name ending in .toml is TOML with the keys at top
-level; any other name is the original's INI format with the keys in section
-[blueflood_carbon_forwarder]. Unknown keys are errors.
+-c/--config FILE (or BLUEFLOOD_FORWARD_CONFIG): a name ending in .toml is TOML with the keys at
+top level; any other name is the original's INI format with the keys in section
+[blueflood_carbon_forwarder], where an empty value (user=) means not set, as in the original.
+Unknown keys are errors; prefix is accepted for metric_prefix.
 
 Durations are seconds (fractions allowed). Byte sizes are integers, optionally with a suffix
 (KiB, MiB, GiB, or KB, MB, GB).";
@@ -92,6 +94,9 @@ pub(crate) fn command() -> Command {
                     arg.alias(spec.key)
                 };
             }
+            for old_name in alias::of(spec.key) {
+                arg = arg.visible_alias(old_name.replace('_', "-"));
+            }
             if spec.kind == Kind::Switch {
                 arg = arg
                     .num_args(0..=1)
@@ -120,6 +125,7 @@ pub(crate) fn command() -> Command {
             cmd = cmd.arg(
                 Arg::new(CONFIG_ARG)
                     .global(true)
+                    .short('c')
                     .long(CONFIG_ARG)
                     .value_name("FILE")
                     .help(format!(

@@ -8,6 +8,7 @@ use figment::Provider;
 use figment::providers::{Format, Toml};
 
 use super::ConfigError;
+use super::alias;
 use super::keys;
 use super::legacy_ini;
 use super::raw::{Layer, LayerKind, Scalar, scalar};
@@ -85,11 +86,17 @@ fn layer_from_pairs(
     pairs: Vec<(String, Option<Scalar>)>,
 ) -> Result<Layer, ConfigError> {
     let mut layer = Layer::new(LayerKind::ConfigFile(path.to_path_buf()));
-    for (name, value) in pairs {
-        let Some((spec, is_file)) = keys::find_with_file(&name) else {
+    // Aliases first, so that a key's own name set later in the same file wins over them.
+    let (aliased, own): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .map(|(name, value)| (alias::canonical(&name), name, value))
+        .partition(|(canonical, ..)| canonical.is_some());
+    for (canonical, name, value) in aliased.into_iter().chain(own) {
+        let Some((spec, is_file)) = keys::find_with_file(canonical.as_deref().unwrap_or(&name))
+        else {
             return Err(unknown_key(path, format, &name));
         };
-        let shown = if is_file {
+        let shown = if is_file && canonical.is_none() {
             spec.file_key()
         } else {
             name.clone()

@@ -179,12 +179,12 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "Tenant ID, used in the ingest URL path",
     ),
     value(
-        "prefix",
+        "metric_prefix",
         Some('p'),
-        Some("metric_prefix"),
+        Some(""),
         "PREFIX",
         Original,
-        "Prepended to every metric name with a '.'; empty = none",
+        "Prepended to every metric name with a '.'; empty = none [default: empty]",
     ),
     value(
         "ttl",
@@ -513,9 +513,9 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "log_level",
         None,
         Some("info"),
-        "FILTER",
+        "LEVEL",
         Operation,
-        "Log filter directive (RUST_LOG overrides it)",
+        "trace, debug, info, warn (or warning), error (or critical), off; or directives such as info,blueflood_forward=debug (RUST_LOG overrides it)",
     ),
     value(
         "admin_addr",

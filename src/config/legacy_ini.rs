@@ -1,7 +1,8 @@
 //! The original forwarder's config file: INI read by Python's `ConfigParser`, keys in section
 //! `[blueflood_carbon_forwarder]` named like the long flags. Parsed the way `ConfigParser` did
-//! (no quote or backslash processing, option names case-insensitive, the last duplicate wins)
-//! so existing files keep their meaning; the new keys are accepted there too.
+//! (no quote or backslash processing, option names case-insensitive, the last duplicate wins,
+//! an empty value is no value) so existing files keep their meaning; the new keys are accepted
+//! there too.
 
 use std::path::Path;
 
@@ -45,9 +46,18 @@ pub(crate) fn pairs(path: &Path, text: &str) -> Result<Vec<(String, Option<Scala
     }
     Ok(sections
         .flat_map(|props| props.iter())
-        .map(|(key, value)| (normalize(key), Some(Scalar::Str(strip_comment(value)))))
+        .map(|(key, value)| (normalize(key), strip_comment(value)))
+        .filter(|(key, value)| !value.is_empty() || KEPT_WHEN_EMPTY.contains(&key.as_str()))
+        .map(|(key, value)| (key, Some(Scalar::Str(value))))
         .collect())
 }
+
+/// In the original an empty value (`user=`, `metric_prefix=`, as its `example.conf` ships
+/// them) meant "not set": the key keeps the value of the lower layers (the flag, here the
+/// default). Except `tenant`, whose "not set" was the original's empty default, a broken
+/// ingest URL (`/v2.0//ingest`): kept, so that validation names the key instead of silently
+/// sending to the tenant `tenant`.
+const KEPT_WHEN_EMPTY: &[&str] = &["tenant"];
 
 /// Python 2's `ConfigParser` ends a value at a `;` that follows whitespace (an inline comment);
 /// `#` and a `;` glued to text are part of the value.

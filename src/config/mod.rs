@@ -12,7 +12,12 @@
 //! * **Config file**: `--config FILE`, else `BLUEFLOOD_FORWARD_CONFIG`. A name ending in
 //!   `.toml` (any case) is TOML with the snake_case keys at top level; any other name is the
 //!   original's INI format, keys in section `[blueflood_carbon_forwarder]` (the original's long
-//!   flag names and the new keys). A missing section or an unknown key is an error.
+//!   flag names and the new keys). A missing section or an unknown key is an error. In the INI
+//!   format an empty value means "not set", as in the original (`user=` leaves the default: no
+//!   authentication), except `tenant=`, which is refused (the original's empty tenant made a
+//!   broken URL).
+//! * **Aliases** (`alias`): an old name of a renamed key (`prefix` for `metric_prefix`) is
+//!   accepted in every source; where one source gives both, the key's own name wins.
 //! * **Environment**: `BLUEFLOOD_FORWARD_<KEY>` for every key, read from the `env` argument
 //!   only, never from the process environment. Unknown `BLUEFLOOD_FORWARD_*` names are not
 //!   errors (orchestrators inject variables such as Kubernetes' `<SERVICE>_PORT` with this
@@ -25,11 +30,13 @@
 //!   relative `X_file` in a config file is relative to that file's directory.
 //! * **Secrets**: the API key never appears in `--help` or in an error message.
 
+mod alias;
 mod cli;
 mod endpoint;
 mod file;
 mod keys;
 mod legacy_ini;
+mod log_level;
 mod raw;
 pub mod settings;
 mod validate;
@@ -107,6 +114,16 @@ pub fn load_with_mode(
 
     let resolved = raw::resolve(layers)?;
     validate::settings(&resolved).map(|settings| (mode, settings))
+}
+
+/// `key "endpoint" (flag -e/--endpoint, env BLUEFLOOD_FORWARD_ENDPOINT)`: how a message about
+/// a setting names it, so that the user knows what to change (and no other module needs to
+/// know flag names).
+pub fn describe_key(key: &str) -> String {
+    match keys::find(key) {
+        Some(spec) => format!("key {key:?} ({})", spec.how_to_set()),
+        None => format!("key {key:?}"),
+    }
 }
 
 /// The `--help` text, as `load` would print it.

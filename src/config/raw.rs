@@ -11,6 +11,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::ConfigError;
+use super::alias;
 use super::keys::{self, KEYS, KeySpec};
 
 /// Which source a layer is; later variants override earlier ones.
@@ -264,8 +265,9 @@ fn read_value_file(spec: &KeySpec, path: &Path, via: &str) -> Result<String, Con
 pub(crate) fn env_layer(env: &[(String, String)]) -> (Layer, Vec<String>) {
     let mut layer = Layer::new(LayerKind::Environment);
     let mut unknown = Vec::new();
-    // Plain values first so that `<KEY>_FILE` wins regardless of the vector's order.
-    let mut files = Vec::new();
+    // Plain values before `<KEY>_FILE` so that the file wins regardless of the vector's
+    // order; within each, aliases before a key's own name, which then wins.
+    let mut found = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(keys::ENV_PREFIX) else {
             continue;
@@ -273,14 +275,20 @@ pub(crate) fn env_layer(env: &[(String, String)]) -> (Layer, Vec<String>) {
         if name == keys::ENV_CONFIG {
             continue;
         }
-        match keys::find_with_file(&rest.to_ascii_lowercase()) {
-            Some((spec, false)) => layer.set(spec, Scalar::Str(value.clone())),
-            Some((spec, true)) => files.push((spec, name, value)),
+        let rest = rest.to_ascii_lowercase();
+        let canonical = alias::canonical(&rest);
+        match keys::find_with_file(canonical.as_deref().unwrap_or(&rest)) {
+            Some((spec, is_file)) => found.push((is_file, canonical.is_none(), spec, name, value)),
             None => unknown.push(name.clone()),
         }
     }
-    for (spec, name, value) in files {
-        layer.set_file(spec, PathBuf::from(value), name.clone());
+    found.sort_by_key(|(is_file, own, ..)| (*is_file, *own));
+    for (is_file, _, spec, name, value) in found {
+        if is_file {
+            layer.set_file(spec, PathBuf::from(value), name.clone());
+        } else {
+            layer.set(spec, Scalar::Str(value.clone()));
+        }
     }
     (layer, unknown)
 }

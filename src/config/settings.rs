@@ -37,6 +37,11 @@ pub struct AdminSettings {
     pub ready_high_water: f64,
 }
 
+impl AdminSettings {
+    /// The configuration key of `addr`, for messages.
+    pub const ADDR_KEY: &'static str = "admin_addr";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// Length-prefixed pickle frames over TCP (`MetricPickleReceiver`).
@@ -60,6 +65,9 @@ impl Protocol {
 /// A Twisted-style endpoint (`tcp:2004`, `tcp:2004:interface=127.0.0.1`, `udp:2003`) resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSpec {
+    /// The configuration key that asked for it (`endpoint`, `line_endpoint`, `udp_endpoint`),
+    /// so that a failure to bind can name it ([`crate::config::describe_key`]).
+    pub key: &'static str,
     pub protocol: Protocol,
     pub port: u16,
     /// `None`: every address, IPv6 and IPv4 (dual stack, falling back to IPv4 alone).

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use super::ConfigError;
 use super::endpoint::{self, Transport};
 use super::keys::{self, KeySpec};
+use super::log_level;
 use super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 use super::settings::{
     AdminSettings, AuthMethod, AuthSettings, BLUEFLOOD_MAX_BODY_BYTES, BufferPolicy,
@@ -283,7 +284,8 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
     check_distinct_ports(&listeners)?;
     let listeners = listeners
         .into_iter()
-        .map(|(_, protocol, (e, _))| ListenerSpec {
+        .map(|(key, protocol, (e, _))| ListenerSpec {
+            key,
             protocol,
             port: e.port,
             interface: e.interface,
@@ -291,7 +293,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         .collect();
 
     let ingest = IngestSettings {
-        prefix: v.string("prefix")?,
+        prefix: v.string("metric_prefix")?,
         overwrite_collection_timestamp: v.boolean("overwrite_collection_timestamp")?,
         max_past: v.seconds("max_past")?,
         max_future: v.seconds("max_future")?,
@@ -392,7 +394,7 @@ fn spool_settings(v: &Values<'_>) -> Result<Option<SpoolSettings>, ConfigError> 
 }
 
 fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
-    let (spec, entry) = v.required("admin_addr")?;
+    let (spec, entry) = v.required(AdminSettings::ADDR_KEY)?;
     let addr = as_string(spec, entry)?
         .trim()
         .parse::<std::net::SocketAddr>()
@@ -598,14 +600,7 @@ fn secret_source(entry: &Entry, what: &str) -> Result<SecretSource, ConfigError>
 fn log_level(v: &Values<'_>) -> Result<String, ConfigError> {
     let (spec, entry) = v.required("log_level")?;
     let level = as_string(spec, entry)?;
-    match tracing_subscriber::EnvFilter::builder().parse(&level) {
-        Ok(_) if !level.trim().is_empty() => Ok(level),
-        _ => Err(invalid(
-            spec,
-            entry,
-            "a tracing filter such as info, debug or blueflood_forward=debug,warn",
-        )),
-    }
+    log_level::filter(&level).ok_or_else(|| invalid(spec, entry, log_level::EXPECTED))
 }
 
 type Listener<'a> = (&'static str, Protocol, (endpoint::Endpoint, &'a Entry));

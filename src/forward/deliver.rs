@@ -206,13 +206,14 @@ impl DeliveryContext {
             let token = match self.auth.token().await {
                 Ok(t) => t,
                 Err(e) => {
+                    let cause = format!("authentication failed: {e}");
+                    self.ledger.delivery_blocked(&cause);
                     // Auth down never costs data: keep the batch (or spool it) and back off.
                     points = match self.spill_failed(points, origin).await {
                         Ok(()) => return Ok(()),
                         Err(p) => p,
                     };
                     let delay = self.backoff(attempt, None);
-                    let cause = format!("authentication failed: {e}");
                     self.retry(attempt, delay, n, &cause, false);
                     attempt += 1;
                     if !self.sleep(delay).await {

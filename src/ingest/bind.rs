@@ -10,13 +10,33 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use crate::config::settings::ListenerSpec;
 
+/// Why a listener could not bind. One self-contained message (the OS error included, not also
+/// exposed as a `source`, so that a chain printer does not repeat it).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {transport}:{addr}: {source}")]
+#[error(
+    "cannot listen on {transport} {addr}, {}: {error}{}",
+    crate::config::describe_key(.key),
+    hint(.error)
+)]
 pub struct BindError {
+    /// The configuration key of the listener.
+    pub key: &'static str,
     pub transport: &'static str,
     pub addr: SocketAddr,
-    #[source]
-    pub source: io::Error,
+    pub error: io::Error,
+}
+
+/// What to do about the commonest failure.
+pub fn hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => {
+            "; another process listens there: stop it or choose another port"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: choose a higher port"
+        }
+        _ => "",
+    }
 }
 
 fn candidates(spec: &ListenerSpec) -> Vec<SocketAddr> {
@@ -52,19 +72,21 @@ fn first_ok<T>(
     for addr in candidates(spec) {
         match f(addr) {
             Ok(t) => return Ok(t),
-            Err(source) => {
+            Err(error) => {
                 last = Some(BindError {
+                    key: spec.key,
                     transport,
                     addr,
-                    source,
+                    error,
                 })
             }
         }
     }
     Err(last.unwrap_or_else(|| BindError {
+        key: spec.key,
         transport,
         addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec.port),
-        source: io::Error::other("no address to bind"),
+        error: io::Error::other("no address to bind"),
     }))
 }
 

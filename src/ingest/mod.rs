@@ -13,6 +13,8 @@ pub mod udp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::{Buffer, PushOutcome};
 use crate::config::settings::{IngestSettings, Protocol};
@@ -28,6 +30,9 @@ pub struct IngestContext {
     pub ledger: Arc<Ledger>,
     pub buffer: Arc<Buffer>,
     pub logs: Arc<LogLimits>,
+    /// Fires at the shutdown deadline (or when the drain is cut short): connections still
+    /// reading what their senders had sent stop at once.
+    pub stop_draining: CancellationToken,
 }
 
 impl IngestContext {

@@ -4,8 +4,9 @@
 //! at once, counted); a pickle length header above `max_frame_bytes` closes the connection
 //! before the frame is read (its stream can no longer be trusted to be in sync); a line above
 //! `max_line_bytes` is skipped up to its newline; a connection that completes no frame or line
-//! for `idle_timeout` (silent, or trickling bytes) is closed and counted. At shutdown the listener stops accepting and each connection reads what is already
-//! waiting in its socket, for at most `DRAIN_MAX`, before closing.
+//! for `idle_timeout` (silent, or trickling bytes) is closed and counted. At shutdown the
+//! listener stops accepting and each connection reads what is already waiting in its socket,
+//! for at most `DRAIN_MAX` and no longer than the shutdown deadline, before closing.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -176,11 +177,12 @@ impl<'a> Connection<'a> {
                     if since.elapsed() >= DRAIN_MAX {
                         break;
                     }
-                    match tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.buf))
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => break,
+                    tokio::select! {
+                        r = tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.buf)) => match r {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        },
+                        () = self.ctx.stop_draining.cancelled() => break,
                     }
                 }
                 None => {

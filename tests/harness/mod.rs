@@ -10,16 +10,17 @@ use blueflood_forward::app::{self, Running};
 use blueflood_forward::config::settings::*;
 
 pub fn settings(blueflood_url: &str) -> Settings {
-    let listen = |protocol| ListenerSpec {
+    let listen = |key, protocol| ListenerSpec {
+        key,
         protocol,
         port: 0,
         interface: Some("127.0.0.1".parse().expect("ip")),
     };
     Settings {
         listeners: vec![
-            listen(Protocol::Pickle),
-            listen(Protocol::LineTcp),
-            listen(Protocol::LineUdp),
+            listen("endpoint", Protocol::Pickle),
+            listen("line_endpoint", Protocol::LineTcp),
+            listen("udp_endpoint", Protocol::LineUdp),
         ],
         ingest: IngestSettings {
             prefix: "pre".into(),

@@ -122,7 +122,7 @@ app.kubernetes.io/component: {{ .Values.mode }}
 
 {{/* The keys the chart sets itself; forwarder.config may not set them. */}}
 {{- define "blueflood-forward.managedKeys" -}}
-{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" "spool_dir" "spool_bytes" "spool_full_policy" "spool_fsync" "spool_threshold" "spool_drain_rate" | toJson -}}
+{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "metric_prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" "spool_dir" "spool_bytes" "spool_full_policy" "spool_fsync" "spool_threshold" "spool_drain_rate" | toJson -}}
 {{- end -}}
 
 {{/*
@@ -195,7 +195,7 @@ udp_endpoint = {{ printf "udp:%d" (int $f.udp.port) | toJson }}
 admin_addr = {{ printf "0.0.0.0:%d" (int $f.adminPort) | toJson }}
 blueflood = {{ $f.blueflood | toJson }}
 tenant = {{ $f.tenant | toJson }}
-prefix = {{ $f.prefix | toJson }}
+metric_prefix = {{ $f.prefix | toJson }}
 ttl = {{ int $f.ttl }}
 interval = {{ include "blueflood-forward.tomlValue" $f.interval }}
 shutdown_timeout = {{ include "blueflood-forward.tomlValue" $f.shutdownTimeout }}

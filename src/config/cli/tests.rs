@@ -45,7 +45,7 @@ fn check_takes_the_same_flags_before_or_after_it() {
     let out = parse(args(&["-t", "a", "check", "--no-send", "--prefix", "p"])).unwrap();
     assert_eq!(out.check, Some(false));
     let keys: Vec<_> = out.layer.values.keys().copied().collect();
-    assert_eq!(keys, vec!["prefix", "tenant"]);
+    assert_eq!(keys, vec!["metric_prefix", "tenant"]);
     assert_eq!(parse(args(&["check"])).unwrap().check, Some(true));
     assert_eq!(parse(args(&["-t", "a"])).unwrap().check, None);
 }

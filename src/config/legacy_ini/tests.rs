@@ -15,7 +15,8 @@ fn strs(pairs: Vec<(String, Option<Scalar>)>) -> Vec<(String, String)> {
 #[test]
 fn reads_the_section_like_configparser() {
     let text = "# comment\n[other]\ntenant = no\n\n[blueflood_carbon_forwarder]\n\
-                    Tenant = t1 ; the tenant\nauth-url: https://x/\nkey = \"a\\b\";#x\nprefix =\n";
+                    Tenant = t1 ; the tenant\nauth-url: https://x/\nkey = \"a\\b\";#x\nprefix =\n\
+                    user =\ntenant =\n";
     let got = strs(pairs(Path::new("c.ini"), text).unwrap());
     assert_eq!(
         got,
@@ -23,7 +24,8 @@ fn reads_the_section_like_configparser() {
             ("tenant".into(), "t1".into()),
             ("auth_url".into(), "https://x/".into()),
             ("key".into(), "\"a\\b\";#x".into()),
-            ("prefix".into(), String::new()),
+            // Empty values are left out (not set), except the tenant's.
+            ("tenant".into(), String::new()),
         ]
     );
 }

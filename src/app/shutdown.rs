@@ -1,0 +1,137 @@
+//! The shutdown sequence, run by one supervisor task from the start: it waits for the shutdown
+//! signal, lets listeners and connections drain, flushes, and at the deadline — or at once,
+//! when the shutdown is cut short (a second signal) — aborts delivery and keeps or counts
+//! whatever is not yet stored (`DeliveryContext::keep_at_deadline`: spooled, else counted
+//! `shutdown_timeout`). It returns the final counters.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
+use crate::buffer::Buffer;
+use crate::forward::DeliveryContext;
+use crate::spool::Spool;
+
+/// Cuts a shutdown short: the deadline is now. `why` (the signal's name) is set first, for the
+/// last log line.
+#[derive(Clone, Default)]
+pub(super) struct Cut {
+    now: CancellationToken,
+    why: Arc<OnceLock<&'static str>>,
+}
+
+impl Cut {
+    pub(super) fn fire(&self, why: &'static str) {
+        let _ = self.why.set(why);
+        self.now.cancel();
+    }
+
+    fn why(&self) -> &'static str {
+        self.why.get().copied().unwrap_or("cut short")
+    }
+}
+
+pub(super) struct Supervised {
+    pub shutdown: CancellationToken,
+    pub timeout: Duration,
+    pub cut: Cut,
+    pub listeners: TaskTracker,
+    pub inputs_done: CancellationToken,
+    /// The deadline, as delivery and connections see it.
+    pub abort: CancellationToken,
+    pub flusher: JoinHandle<()>,
+    pub drainer: Option<JoinHandle<()>>,
+    pub spool: Option<Arc<Spool>>,
+    pub buffer: Arc<Buffer>,
+    pub ledger: Arc<Ledger>,
+    pub delivery: Arc<DeliveryContext>,
+    pub admin_stop: CancellationToken,
+}
+
+/// `Some` with `f`'s output, or `None` when the deadline passes or the shutdown is cut first.
+async fn before<F: Future>(deadline: Instant, cut: &Cut, f: F) -> Option<F::Output> {
+    tokio::select! {
+        r = f => Some(r),
+        () = tokio::time::sleep_until(deadline) => None,
+        () = cut.now.cancelled() => None,
+    }
+}
+
+pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
+    let Supervised {
+        shutdown,
+        timeout,
+        cut,
+        listeners,
+        inputs_done,
+        abort,
+        mut flusher,
+        drainer,
+        spool,
+        buffer,
+        ledger,
+        delivery,
+        admin_stop,
+    } = s;
+    shutdown.cancelled().await;
+    let deadline = Instant::now() + timeout;
+    tracing::info!(
+        timeout_s = timeout.as_secs_f64(),
+        "shutting down: draining connections, then flushing"
+    );
+    // Listeners and connections drain on their own bounded timers; the deadline still rules.
+    let drained = before(deadline, &cut, listeners.wait()).await.is_some();
+    inputs_done.cancel();
+    let flushed = drained && before(deadline, &cut, &mut flusher).await.is_some();
+    if !flushed {
+        // Connections stop reading, deliveries stop retrying; closing the buffer releases
+        // connections blocked on it, and what they still push is counted.
+        abort.cancel();
+        keep_or_drop(&buffer, &delivery).await;
+        listeners.wait().await;
+        let _ = flusher.await;
+    }
+    keep_or_drop(&buffer, &delivery).await;
+    // Live data is settled; a spooled record still being retried stays on disk.
+    abort.cancel();
+    if let Some(drainer) = drainer {
+        let _ = drainer.await;
+    }
+    if let Some(spool) = &spool {
+        spool.close().await;
+    }
+    let s = ledger.snapshot();
+    let lost = s.dropped(DropReason::ShutdownTimeout);
+    if !flushed && cut.now.is_cancelled() {
+        tracing::error!(
+            signal = cut.why(),
+            lost,
+            "second signal: stopped without finishing the drain"
+        );
+    } else if lost > 0 {
+        tracing::error!(lost, "shutdown deadline passed with undelivered datapoints");
+    }
+    tracing::info!(
+        received = s.received(),
+        delivered = s.delivered,
+        dropped = s.dropped_total(),
+        "stopped"
+    );
+    admin_stop.cancel();
+    s
+}
+
+/// Closes the buffer; what it still holds goes to the spool, or is counted lost without one.
+async fn keep_or_drop(buffer: &Buffer, delivery: &DeliveryContext) {
+    if delivery.spool.is_none() {
+        buffer.close_and_drop();
+        return;
+    }
+    delivery.keep_at_deadline(buffer.close_and_take()).await;
+}
