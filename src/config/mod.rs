@@ -31,9 +31,11 @@ mod file;
 mod keys;
 mod legacy_ini;
 mod raw;
+mod schema;
 pub mod settings;
 mod validate;
 
+pub use schema::{MAX_EXACT_INTEGER, forwarder_config_schema, key_schema};
 pub use settings::Settings;
 
 use std::ffi::OsString;

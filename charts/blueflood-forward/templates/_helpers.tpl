@@ -251,7 +251,7 @@ spool_drain_rate = {{ include "blueflood-forward.tomlValue" $s.drainRate }}
 # forwarder.config
 {{- $managed := include "blueflood-forward.managedKeys" $ | fromJsonArray }}
 {{- range $k, $v := . }}
-{{- if has $k $managed }}
+{{- if or (has $k $managed) (has (trimSuffix "_file" $k) $managed) }}
 {{- fail (printf "forwarder.config.%s: this key is set by the chart; use the chart's own value for it" $k) }}
 {{- end }}
 {{ $k }} = {{ include "blueflood-forward.tomlValue" $v }}
