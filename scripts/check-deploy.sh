@@ -306,7 +306,7 @@ chart_readme_params() {
   cp "$CHART/README.md" "$WORK/README.md"
   "$TOOLS/npm/node_modules/.bin/readme-generator" --values "$CHART/values.yaml" --readme "$WORK/README.md" > /dev/null
   if ! diff -u "$CHART/README.md" "$WORK/README.md"; then
-    echo "the parameter table is stale: run readme-generator (see the chart README's last section)" >&2
+    echo "the parameter table is stale: run readme-generator (see the chart README's Development section)" >&2
     return 1
   fi
   echo "chart README parameter table matches values.yaml"
