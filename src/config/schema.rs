@@ -14,7 +14,8 @@ use super::keys::{FILE_SUFFIX, KEYS, KeySpec};
 pub const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 
 /// The shape of one key's value, as `validate.rs` checks it. The schema may be stricter than
-/// the validator (it refuses `GZIP`, which the validator lowercases) but never looser.
+/// the validator (it refuses `GZIP`, which the validator reads case-insensitively) but not
+/// looser, except where noted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum ValueType {
     /// Any string; keys without a default treat the empty string as unset.
@@ -67,7 +68,9 @@ const PORT: &str =
 /// integer digits (far below `Duration`'s limit).
 const SECONDS_PATTERN: &str = "^(0*[1-9][0-9]{0,14}(\\.[0-9]*)?|0*\\.0{0,8}[1-9][0-9]*)$";
 
-/// What the tenant check refuses: `/ ? # \`, whitespace and control characters.
+/// What the tenant check refuses: `/ ? # \`, whitespace and control characters (the ASCII and
+/// Latin-1 ones: Helm's regex engine and ECMA spell wider Unicode escapes differently, and
+/// nobody's tenant holds U+2000).
 const TENANT_PATTERN: &str = "^[^/?#\\\\\\s\\x00-\\x1f\\x7f-\\x9f\\xa0]+$";
 
 impl ValueType {
