@@ -230,6 +230,9 @@ env = {e["name"]: e for e in fwd["env"]}
 assert env["BLUEFLOOD_FORWARD_TENANT"]["value"] == "123456", env
 assert "POD_NAMESPACE" in env, "the patch must merge into the env list, not replace it"
 print("deploy/README.md overlay: env merged into the forwarder container")
+# The overlay's images: entry replaces the chart's placeholder image.
+assert fwd["image"] == "registry.example.com/metrics/blueflood-forward:0.1.0", fwd["image"]
+print(f"deploy/README.md overlay: image {fwd['image']}")
 # The chart's default spool: an emptyDir with a size limit at the forwarder's spool_dir.
 (vol,) = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "spool"]
 assert vol["emptyDir"] == {"sizeLimit": "1Gi"}, vol
@@ -306,7 +309,7 @@ chart_readme_params() {
   cp "$CHART/README.md" "$WORK/README.md"
   "$TOOLS/npm/node_modules/.bin/readme-generator" --values "$CHART/values.yaml" --readme "$WORK/README.md" > /dev/null
   if ! diff -u "$CHART/README.md" "$WORK/README.md"; then
-    echo "the parameter table is stale: run readme-generator (see the chart README's last section)" >&2
+    echo "the parameter table is stale: run readme-generator (see the chart README's Development section)" >&2
     return 1
   fi
   echo "chart README parameter table matches values.yaml"

@@ -1,7 +1,11 @@
 //! The one table of configuration keys. Everything that names a key (the command line, the
 //! `BLUEFLOOD_FORWARD_*` environment, the INI and TOML files, `--help` and every error message)
 //! is derived from [`KEYS`], so a key cannot exist in one place and be missing in another,
-//! and the defaults shown by `--help` are the very strings that are parsed as defaults.
+//! and the defaults shown by `--help` are the very strings that are parsed as defaults. Each
+//! key's [`ValueType`] says what its value may be; the Helm chart's JSON Schema is built from it.
+
+use super::schema::ValueType;
+use super::validate::{MIN_BUFFER_BYTES, MIN_SPOOL_BYTES};
 
 /// Prefix of every environment variable the forwarder reads.
 pub(crate) const ENV_PREFIX: &str = "BLUEFLOOD_FORWARD_";
@@ -76,6 +80,8 @@ pub(crate) struct KeySpec {
     /// Also offer `--<key>-file PATH` on the command line (files and the environment accept
     /// `<key>_file` for every key).
     pub cli_file_flag: bool,
+    /// What `validate.rs` accepts; the chart's JSON Schema is built from it.
+    pub ty: ValueType,
 }
 
 impl KeySpec {
@@ -111,6 +117,7 @@ const fn value(
     short: Option<char>,
     default: Option<&'static str>,
     value_name: &'static str,
+    ty: ValueType,
     group: Group,
     help: &'static str,
 ) -> KeySpec {
@@ -124,6 +131,7 @@ const fn value(
         kind: Kind::Value,
         secret: false,
         cli_file_flag: false,
+        ty,
     }
 }
 
@@ -138,10 +146,15 @@ const fn switch(key: &'static str, group: Group, help: &'static str) -> KeySpec 
         kind: Kind::Switch,
         secret: false,
         cli_file_flag: false,
+        ty: ValueType::Boolean,
     }
 }
 
 use Group::*;
+use ValueType::*;
+
+/// `validate.rs`'s bound: Blueflood stores TTLs as a signed 32-bit count of seconds.
+const MAX_TTL: u64 = 2_147_483_646;
 
 /// Every configuration key, in `--help` order within each group.
 pub(crate) static KEYS: &[KeySpec] = &[
@@ -151,6 +164,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some('e'),
         Some("tcp:2004"),
         "ENDPOINT",
+        Endpoint("tcp"),
         Original,
         "Twisted endpoint to listen on: tcp:PORT, tcp:port=PORT, tcp:PORT:interface=ADDR",
     ),
@@ -159,6 +173,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some('i'),
         Some("30"),
         "SECONDS",
+        Seconds,
         Original,
         "Seconds a point may wait before its batch is sent",
     ),
@@ -167,6 +182,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some('b'),
         Some("http://localhost:19000"),
         "URL",
+        HttpUrl,
         Original,
         "Blueflood base URL (http or https)",
     ),
@@ -175,6 +191,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some('t'),
         Some("tenant"),
         "TENANT",
+        Tenant,
         Original,
         "Tenant ID, used in the ingest URL path",
     ),
@@ -183,6 +200,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Some('p'),
         Some(""),
         "PREFIX",
+        Text,
         Original,
         "Prepended to every metric name with a '.'; empty = none [default: empty]",
     ),
@@ -191,6 +209,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("86400"),
         "SECONDS",
+        Integer {
+            min: 1,
+            max: Some(MAX_TTL),
+        },
         Original,
         "ttlInSeconds of every datapoint",
     ),
@@ -201,6 +223,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
             Some('u'),
             Some(""),
             "USER",
+            Text,
             Original,
             "Keystone user; empty = no authentication [default: empty]",
         )
@@ -213,6 +236,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
             Some('k'),
             None,
             "KEY",
+            Text,
             Original,
             "Keystone API key; on the command line every local user can read it (ps), prefer --key-file",
         )
@@ -222,6 +246,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("https://identity.api.rackspacecloud.com/v2.0/tokens"),
         "URL",
+        HttpUrl,
         Original,
         "Keystone token URL (v2: .../v2.0/tokens, v3: .../v3/auth/tokens)",
     ),
@@ -231,6 +256,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("rax-kskey"),
         "METHOD",
+        Choice(&["rax-kskey", "v2-password", "v3-password"]),
         Authentication,
         "rax-kskey (v2 API key), v2-password or v3-password; the key is the API key or the password",
     ),
@@ -239,6 +265,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("Default"),
         "DOMAIN",
+        Text,
         Authentication,
         "Keystone v3 user domain name",
     ),
@@ -247,6 +274,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         None,
         "NAME",
+        Text,
         Authentication,
         "Read user and key from this Kubernetes Secret through the API (get/watch) instead of files [default: off]",
     ),
@@ -255,6 +283,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         None,
         "NAMESPACE",
+        Text,
         Authentication,
         "Namespace of --secret-name [default: the pod's own namespace]",
     ),
@@ -263,6 +292,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("username"),
         "KEY",
+        Text,
         Authentication,
         "Data key of the user name in --secret-name",
     ),
@@ -271,6 +301,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("apiKey"),
         "KEY",
+        Text,
         Authentication,
         "Data key of the API key or password in --secret-name",
     ),
@@ -279,6 +310,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("0"),
         "BYTES",
+        Bytes { min: 0, max: None },
         Original,
         "Largest JSON body per request; 0 = Blueflood's limit (1 MiB), larger values are capped",
     ),
@@ -287,6 +319,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("MetricPickleReceiver"),
         "CLASS",
+        Choice(&["MetricPickleReceiver", "MetricLineReceiver"]),
         Original,
         "Protocol of --endpoint: MetricPickleReceiver (pickle) or MetricLineReceiver (plaintext lines)",
     ),
@@ -301,6 +334,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         None,
         "ENDPOINT",
+        Endpoint("tcp"),
         Listeners,
         "Also listen for plaintext lines over TCP (tcp:PORT[:interface=ADDR]) [default: off]",
     ),
@@ -309,6 +343,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         None,
         "ENDPOINT",
+        Endpoint("udp"),
         Listeners,
         "Also listen for plaintext lines over UDP (udp:PORT[:interface=ADDR]) [default: off]",
     ),
@@ -317,6 +352,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("268435456"),
         "BYTES",
+        Bytes {
+            min: MIN_BUFFER_BYTES,
+            max: None,
+        },
         Buffer,
         "Memory for points not yet delivered (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
     ),
@@ -325,6 +364,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("drop_newest"),
         "POLICY",
+        Choice(&["drop_newest", "block"]),
         Buffer,
         "When the buffer is full: drop_newest (count and refuse) or block (stop reading sockets)",
     ),
@@ -333,6 +373,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         None,
         "DIR",
+        Text,
         Spool,
         "Directory for the disk spool: points that cannot be delivered soon are kept there across restarts [default: off]",
     ),
@@ -341,6 +382,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("1073741824"),
         "BYTES",
+        Bytes {
+            min: MIN_SPOOL_BYTES,
+            max: None,
+        },
         Spool,
         "Disk the spool may use (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
     ),
@@ -349,6 +394,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("drop_oldest"),
         "POLICY",
+        Choice(&["drop_oldest", "block"]),
         Spool,
         "When the spool is full: drop_oldest (delete the oldest segment, counted) or block (keep points in memory; the buffer policy applies)",
     ),
@@ -357,6 +403,11 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("1000"),
         "MS|batch",
+        IntegerOr {
+            min: 1,
+            max: 3_600_000,
+            word: "batch",
+        },
         Spool,
         "fsync the spool every MS milliseconds, or after every batch written (batch)",
     ),
@@ -365,6 +416,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("0.5"),
         "FRACTION",
+        Fraction { above: "0" },
         Spool,
         "Buffer fill (0..1) above which new batches go to the spool instead of waiting in memory",
     ),
@@ -373,6 +425,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("50000"),
         "POINTS/S",
+        Integer { min: 1, max: None },
         Spool,
         "Most datapoints per second sent from the spool after an outage (live data goes first)",
     ),
@@ -381,6 +434,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("4"),
         "N",
+        Integer {
+            min: 1,
+            max: Some(256),
+        },
         Delivery,
         "Requests in flight to Blueflood at once (1..=256)",
     ),
@@ -389,6 +446,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("gzip"),
         "gzip|none",
+        Choice(&["gzip", "none"]),
         Delivery,
         "Request body compression",
     ),
@@ -397,6 +455,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("1"),
         "0..9",
+        Integer {
+            min: 0,
+            max: Some(9),
+        },
         Delivery,
         "gzip level",
     ),
@@ -405,6 +467,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("5"),
         "SECONDS",
+        Seconds,
         Delivery,
         "TCP/TLS connect timeout for Blueflood and Keystone",
     ),
@@ -413,6 +476,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("30"),
         "SECONDS",
+        Seconds,
         Delivery,
         "Timeout of a whole request to Blueflood or Keystone",
     ),
@@ -421,6 +485,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("0.2"),
         "SECONDS",
+        Seconds,
         Delivery,
         "First retry delay; doubles per attempt, with jitter",
     ),
@@ -429,6 +494,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("30"),
         "SECONDS",
+        Seconds,
         Delivery,
         "Longest retry delay",
     ),
@@ -437,6 +503,10 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("1048576"),
         "BYTES",
+        Bytes {
+            min: 1,
+            max: Some(u32::MAX as u64),
+        },
         InputLimits,
         "Largest pickle frame; a larger length header closes the connection",
     ),
@@ -445,6 +515,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("16384"),
         "BYTES",
+        Bytes { min: 1, max: None },
         InputLimits,
         "Longest plaintext line",
     ),
@@ -453,6 +524,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("4096"),
         "BYTES",
+        Bytes { min: 1, max: None },
         InputLimits,
         "Longest metric name (before the prefix)",
     ),
@@ -461,6 +533,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("1024"),
         "N",
+        Integer { min: 1, max: None },
         InputLimits,
         "Concurrent TCP connections over all listeners",
     ),
@@ -469,6 +542,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("300"),
         "SECONDS",
+        Seconds,
         InputLimits,
         "Close a connection that sends nothing for this long",
     ),
@@ -477,6 +551,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("259200"),
         "SECONDS",
+        Seconds,
         InputLimits,
         "Drop points older than this",
     ),
@@ -485,6 +560,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("600"),
         "SECONDS",
+        Seconds,
         InputLimits,
         "Drop points further ahead than this",
     ),
@@ -493,6 +569,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("25"),
         "SECONDS",
+        Seconds,
         Operation,
         "On SIGTERM, how long to keep delivering buffered points",
     ),
@@ -506,6 +583,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("text"),
         "text|json",
+        Choice(&["text", "json"]),
         Operation,
         "Log output format",
     ),
@@ -514,6 +592,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("info"),
         "LEVEL",
+        NonEmptyText,
         Operation,
         "trace, debug, info, warn (or warning), error (or critical), off; or directives such as info,blueflood_forward=debug (RUST_LOG overrides it)",
     ),
@@ -522,6 +601,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("0.0.0.0:8080"),
         "ADDR:PORT",
+        SocketAddr,
         Operation,
         "Admin HTTP server (/livez, /readyz, /status, /metrics); 127.0.0.1:PORT keeps it local",
     ),
@@ -533,6 +613,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
             None,
             None,
             "TOKEN",
+            Text,
             Operation,
             "Bearer token required by /status and /metrics (probes stay open); prefer --admin-token-file",
         )
@@ -542,6 +623,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
         None,
         Some("0.9"),
         "FRACTION",
+        Fraction { above: "0.1" },
         Operation,
         "Buffer fill (0..1) above which /readyz answers 503, until it falls 0.1 below",
     ),

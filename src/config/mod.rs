@@ -38,9 +38,11 @@ mod keys;
 mod legacy_ini;
 mod log_level;
 mod raw;
+mod schema;
 pub mod settings;
 mod validate;
 
+pub use schema::{MAX_EXACT_INTEGER, forwarder_config_schema, key_schema};
 pub use settings::Settings;
 
 use std::ffi::OsString;

@@ -62,6 +62,14 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- include "blueflood-forward.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
 {{- end -}}
 
+{{/*
+True (non-empty) while image is the placeholder of values.yaml, which a chart from a checkout
+keeps (the release workflow writes its own repository into the packaged chart).
+*/}}
+{{- define "blueflood-forward.placeholderImage" -}}
+{{- if and (eq .Values.image.registry "ghcr.io") (eq .Values.image.repository "blueflood-forward/blueflood-forward") (not .Values.image.digest) -}}true{{- end -}}
+{{- end -}}
+
 {{- define "blueflood-forward.relayImage" -}}
 {{- include "blueflood-forward.imageRef" (dict "image" .Values.relay.image "default" "latest") -}}
 {{- end -}}
@@ -175,9 +183,20 @@ decimal (k, M, G, T) suffix. Takes (dict "value" V "what" "values.path").
 {{- end -}}
 {{- end -}}
 
+{{/*
+forwarder.tenant as the digits it was given. Rackspace tenants are numbers: a values file makes
+`tenant: 123456` a float64 (which prints as 1.23456e+05), --set makes it an int64; the schema
+allows whole numbers up to 2^53 - 1, which a float64 holds exactly.
+*/}}
+{{- define "blueflood-forward.tenant" -}}
+{{- $t := .Values.forwarder.tenant -}}
+{{- if kindIs "string" $t -}}{{ $t }}{{- else -}}{{ int64 $t }}{{- end -}}
+{{- end -}}
+
 {{/* config.toml of the forwarder. */}}
 {{- define "blueflood-forward.configToml" -}}
-{{- $f := .Values.forwarder -}}
+{{- /* forwarder's values, with the tenant as a string of its digits */ -}}
+{{- $f := merge (dict "tenant" (include "blueflood-forward.tenant" .)) .Values.forwarder -}}
 # blueflood-forward configuration, rendered by the Helm chart {{ include "blueflood-forward.chart" . }}.
 # Keys are those of `blueflood-forward --help` (snake_case). The command line wins over this file.
 {{- if eq .Values.mode "sidecar" }}
@@ -251,7 +270,7 @@ spool_drain_rate = {{ include "blueflood-forward.tomlValue" $s.drainRate }}
 # forwarder.config
 {{- $managed := include "blueflood-forward.managedKeys" $ | fromJsonArray }}
 {{- range $k, $v := . }}
-{{- if has $k $managed }}
+{{- if or (has $k $managed) (has (trimSuffix "_file" $k) $managed) }}
 {{- fail (printf "forwarder.config.%s: this key is set by the chart; use the chart's own value for it" $k) }}
 {{- end }}
 {{ $k }} = {{ include "blueflood-forward.tomlValue" $v }}

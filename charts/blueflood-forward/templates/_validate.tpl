@@ -1,6 +1,14 @@
 {{/* Checks across values that the JSON schema cannot express. */}}
 {{- define "blueflood-forward.validate" -}}
-{{- if .Values.auth.enabled -}}
+{{- if not .Values.auth.enabled -}}
+{{- /* Credentials named but authentication off would run the forwarder without them, silently. */ -}}
+{{- if .Values.auth.existingSecret -}}
+{{- fail (printf "auth.existingSecret (%s) is set but auth.enabled is false, so the forwarder would not authenticate: set auth.enabled=true to use that Secret, or leave auth.existingSecret empty to run without authentication" .Values.auth.existingSecret) -}}
+{{- end -}}
+{{- if .Values.auth.createSecret -}}
+{{- fail "auth.createSecret is set but auth.enabled is false, so the forwarder would not authenticate: set auth.enabled=true, or auth.createSecret=false to run without authentication" -}}
+{{- end -}}
+{{- else -}}
 {{- if and (not .Values.auth.existingSecret) (not .Values.auth.createSecret) -}}
 {{- fail "auth.enabled needs the credentials: set auth.existingSecret (or, for testing only, auth.createSecret with auth.username and auth.apiKey)" -}}
 {{- end -}}
