@@ -91,7 +91,7 @@ kubectl -n $namespace create secret generic $secret \\
 The forwarder's image in these files is the chart's placeholder,
 \`$image\`: nothing is published under that name.
 Build the image from the repository's top-level \`Dockerfile\`
-(\`podman build -t registry.example.com/metrics/blueflood-forward:0.1.0 .\`, or \`docker build\`),
+(\`podman build --format docker -t registry.example.com/metrics/blueflood-forward:0.1.0 .\`, or \`docker build\`),
 push it where your cluster pulls from, and name it in your overlay (\`images:\` below).
 
 Set your Blueflood URL and tenant without editing these files: the environment wins over the

@@ -98,7 +98,7 @@ def notes(tmp_path, *sets):
 def test_notes_name_the_placeholder_image_and_how_to_build_it(tmp_path):
     text = notes(tmp_path)
     assert "ghcr.io/blueflood-forward/blueflood-forward:0.1.0 is this chart's placeholder" in text
-    assert "podman build -t registry.example.com/metrics/blueflood-forward:0.1.0 ." in text
+    assert "podman build --format docker -t registry.example.com/metrics/blueflood-forward:0.1.0 ." in text
     assert "--set image.registry=registry.example.com" in text and "--set image.repository=metrics/blueflood-forward" in text
     for sets in (("image.repository=metrics/blueflood-forward",), ("image.registry=registry.example.com",)):
         assert "placeholder" not in notes(tmp_path / sets[0].split("=")[0], *sets)
@@ -112,6 +112,6 @@ def test_chart_readme_says_which_image_to_set():
     readme = (CHART / "README.md").read_text()
     image = readme.split("\n## Image\n")[1].split("\n## ")[0]
     assert "ghcr.io/blueflood-forward/blueflood-forward" in image and "placeholder" in image
-    assert "podman build -t registry.example.com/metrics/blueflood-forward:0.1.0 ." in image
+    assert "podman build --format docker -t registry.example.com/metrics/blueflood-forward:0.1.0 ." in image
     for key in ("image.registry", "image.repository", "image.tag"):
         assert f"--set {key}=" in image
