@@ -1,7 +1,8 @@
 //! Configuration loading through the public `config::load`: defaults, the original's flags,
 //! files, environment, precedence, `*_file`, validation messages and secret hygiene.
 
-use std::ffi::OsString;
+mod config_load;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,45 +11,9 @@ use blueflood_forward::config::settings::{
     BufferPolicy, Compression, ListenerSpec, LogFormat, Protocol, SecretSource, SpoolFsync,
     SpoolFullPolicy, SpoolSettings,
 };
-use blueflood_forward::config::{ConfigError, EXIT_CONFIG, Settings, load};
+use blueflood_forward::config::{ConfigError, load};
+use config_load::{args, env, invalid, ok, ok_env};
 use secrecy::ExposeSecret;
-
-fn args(list: &[&str]) -> Vec<OsString> {
-    std::iter::once("blueflood-forward")
-        .chain(list.iter().copied())
-        .map(OsString::from)
-        .collect()
-}
-
-fn env(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-fn ok(a: &[&str]) -> Settings {
-    ok_env(a, &[])
-}
-
-fn ok_env(a: &[&str], e: &[(&str, &str)]) -> Settings {
-    match load(args(a), env(e)) {
-        Ok(s) => s,
-        Err(err) => panic!("{a:?} {e:?}: {err}"),
-    }
-}
-
-/// The error message, after checking it is a configuration error exiting 64.
-fn invalid(a: &[&str], e: &[(&str, &str)]) -> String {
-    match load(args(a), env(e)) {
-        Ok(s) => panic!("{a:?} {e:?} was accepted: {s:?}"),
-        Err(err) => {
-            assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
-            assert_eq!(err.exit_code(), EXIT_CONFIG);
-            assert_eq!(EXIT_CONFIG, 64);
-            err.to_string()
-        }
-    }
-}
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);

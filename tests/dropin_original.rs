@@ -3,9 +3,9 @@
 //! spellings (`-c`, `-p/--metric_prefix`), its empty default prefix, its empty-means-unset
 //! INI values and Python booleans; through `config::load` and through the real binary.
 
+mod config_load;
 mod support;
 
-use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use blueflood_forward::config::settings::Protocol;
-use blueflood_forward::config::{ConfigError, EXIT_CONFIG, Settings, load};
+use blueflood_forward::config::{ConfigError, load};
+use config_load::{args, invalid, ok, ok_env};
 use secrecy::ExposeSecret;
 use support::blueflood::BluefloodDouble;
 
@@ -28,38 +29,6 @@ fn example() -> String {
     example_conf().display().to_string()
 }
 
-fn args(list: &[&str]) -> Vec<OsString> {
-    std::iter::once("blueflood-forward")
-        .chain(list.iter().copied())
-        .map(OsString::from)
-        .collect()
-}
-
-fn env(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-fn ok_env(a: &[&str], e: &[(&str, &str)]) -> Settings {
-    load(args(a), env(e)).unwrap_or_else(|err| panic!("{a:?} {e:?}: {err}"))
-}
-
-fn ok(a: &[&str]) -> Settings {
-    ok_env(a, &[])
-}
-
-fn invalid(a: &[&str]) -> String {
-    match load(args(a), vec![]) {
-        Ok(s) => panic!("{a:?} was accepted: {s:?}"),
-        Err(err) => {
-            assert!(matches!(err, ConfigError::Invalid(_)), "{err:?}");
-            assert_eq!(err.exit_code(), EXIT_CONFIG);
-            err.to_string()
-        }
-    }
-}
-
 /// A config file in the original's format: its section, then `body`.
 fn ini(dir: &tempfile::TempDir, body: &str) -> String {
     let path = dir.path().join("forwarder.conf");
@@ -69,7 +38,7 @@ fn ini(dir: &tempfile::TempDir, body: &str) -> String {
 
 #[test]
 fn example_conf_as_shipped_is_refused_naming_the_empty_tenant() {
-    let msg = invalid(&["-c", &example()]);
+    let msg = invalid(&["-c", &example()], &[]);
     assert!(msg.contains("key \"tenant\""), "{msg}");
     assert!(msg.contains("-t/--tenant"), "{msg}");
     assert!(msg.contains("original-example.conf"), "{msg}");
@@ -168,7 +137,7 @@ fn an_empty_user_file_is_still_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let user = dir.path().join("username");
     std::fs::write(&user, "").expect("write");
-    let msg = invalid(&["--user-file", user.to_str().expect("utf8")]);
+    let msg = invalid(&["--user-file", user.to_str().expect("utf8")], &[]);
     assert!(msg.contains("key \"user\""), "{msg}");
     assert!(msg.contains("empty"), "{msg}");
 }
