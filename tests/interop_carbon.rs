@@ -336,14 +336,18 @@ async fn real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly(
 #[test]
 fn a_missing_prerequisite_is_shown_and_fails_in_ci() {
     const TEST: &str = "real_carbon_relay_relays_lines_and_python_pickles_to_blueflood_exactly";
-    let run = |ci: Option<&str>| {
+    let run = |ci: Option<&str>, skip: Option<&str>| {
         let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
         cmd.args(["--exact", TEST, "--test-threads=1"])
             .env("BFF_CARBON_VENV", "/nonexistent/carbon-venv")
             .env_remove("BFF_INTEROP_REQUIRED")
-            .env_remove("CI");
+            .env_remove("CI")
+            .env_remove("BFF_SKIP");
         if let Some(ci) = ci {
             cmd.env("CI", ci);
+        }
+        if let Some(skip) = skip {
+            cmd.env("BFF_SKIP", skip);
         }
         let out = cmd.output().expect("run the test binary");
         let text = format!(
@@ -353,15 +357,27 @@ fn a_missing_prerequisite_is_shown_and_fails_in_ci() {
         );
         (out.status.success(), text)
     };
-    let (passed, text) = run(None);
+    let (passed, text) = run(None, None);
     assert!(passed, "{text}");
     assert!(
         text.contains(&format!("SKIPPED {TEST}: no carbon virtualenv")),
         "the skip is not shown: {text}"
     );
     for ci in ["true", "1"] {
-        let (passed, text) = run(Some(ci));
+        let (passed, text) = run(Some(ci), None);
         assert!(!passed, "CI={ci}: a missing prerequisite passed: {text}");
         assert!(text.contains("prerequisite missing"), "CI={ci}: {text}");
     }
+    // A run that names the test in BFF_SKIP leaves it to another job, even in CI.
+    let (passed, text) = run(Some("true"), Some(&format!("image_e2e,{TEST}")));
+    assert!(passed, "BFF_SKIP: {text}");
+    assert!(
+        text.contains(&format!("SKIPPED {TEST}")),
+        "BFF_SKIP: {text}"
+    );
+    let (passed, _) = run(Some("true"), Some("image_e2e"));
+    assert!(
+        !passed,
+        "BFF_SKIP naming another test must not skip this one"
+    );
 }

@@ -29,9 +29,15 @@ pub fn prerequisites_required() -> bool {
 /// passes without running, and says so where the developer looks: `eprintln!` would be
 /// captured by the test harness and shown only for failing tests, so the line is written to
 /// the stderr handle itself, which the harness does not capture.
+///
+/// `BFF_SKIP` (a comma-separated list of test names) is a run saying it deliberately leaves
+/// those tests to another job (GitHub's `rust` job leaves `image_e2e` to its `image-check`
+/// job): they are skipped, visibly, even in CI.
 pub fn prerequisite_missing(test: &str, why: &str) {
+    let left_elsewhere =
+        std::env::var("BFF_SKIP").is_ok_and(|list| list.split(',').any(|t| t.trim() == test));
     assert!(
-        !prerequisites_required(),
+        left_elsewhere || !prerequisites_required(),
         "{test}: prerequisite missing (CI=true or BFF_INTEROP_REQUIRED=1 makes it required): {why}"
     );
     let line = format!("SKIPPED {test}: {why} (passes without running; required when CI=true)\n");
