@@ -101,7 +101,7 @@ fn inside(ty: ValueType) -> Vec<Value> {
             json!("00030.25"),
         ],
         ValueType::Fraction { above } => {
-            let above_f: f64 = above.parse().unwrap();
+            let above_f: f64 = above.parse().expect("a Fraction bound is a number");
             let just_above = if above.contains('.') {
                 format!("{above}000001")
             } else {
@@ -185,7 +185,7 @@ fn outside(ty: ValueType) -> Vec<Value> {
             json!(true),
         ],
         ValueType::Fraction { above } => {
-            let above_f: f64 = above.parse().unwrap();
+            let above_f: f64 = above.parse().expect("a Fraction bound is a number");
             vec![
                 json!(above_f),
                 json!(1.000001),
@@ -300,10 +300,14 @@ fn switches_are_booleans_and_defaults_fit_their_type() {
 #[test]
 fn secrets_are_only_file_names_in_the_chart() {
     let schema = forwarder_config_schema();
-    let properties = schema["properties"].as_object().unwrap();
-    let files = schema["patternProperties"].as_object().unwrap();
+    let properties = schema["properties"]
+        .as_object()
+        .expect("the schema has properties");
+    let files = schema["patternProperties"]
+        .as_object()
+        .expect("the schema has patternProperties");
     assert_eq!(files.len(), 1);
-    let pattern = files.keys().next().unwrap();
+    let pattern = files.keys().next().expect("one pattern");
     let with_file: Vec<&str> = pattern
         .strip_prefix("^(")
         .and_then(|p| p.strip_suffix(")_file$"))
