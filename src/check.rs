@@ -15,9 +15,13 @@ use crate::config::settings::Settings;
 use crate::forward::blueflood::{self, Verdict};
 use crate::forward::transport::{HttpTransport, Prepared, Transport};
 use crate::model::Datapoint;
+use crate::redact;
 
 /// The metric name under the configured prefix.
 pub const CHECK_METRIC: &str = "blueflood_forward.check";
+
+/// How much of a refusing answer's body is shown: enough for Blueflood's error text.
+const ANSWER_SHOWN_CHARS: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -60,7 +64,7 @@ pub async fn run(settings: &Settings, send: bool, out: &mut dyn Write) -> bool {
         Some(a) => format!(
             "{} at {}, credentials from {}",
             a.method.label(),
-            a.auth_url,
+            redact::url(&a.auth_url),
             a.key_source
         ),
     };
@@ -70,7 +74,8 @@ pub async fn run(settings: &Settings, send: bool, out: &mut dyn Write) -> bool {
         "config",
         &format!(
             "blueflood {} tenant {}; {auth_detail}",
-            settings.forward.blueflood_url, settings.forward.tenant
+            redact::url(&settings.forward.blueflood_url),
+            settings.forward.tenant
         ),
     ));
 
@@ -102,7 +107,7 @@ pub async fn run(settings: &Settings, send: bool, out: &mut dyn Write) -> bool {
                 settings
                     .auth
                     .as_ref()
-                    .map_or(String::new(), |a| a.auth_url.to_string())
+                    .map_or(String::new(), |a| redact::url(&a.auth_url))
             ),
             Some(t),
         ),
@@ -177,7 +182,7 @@ async fn send_step(settings: &Settings, name: &str, token: Option<&Token>) -> (O
     match transport.send(&body, token).await {
         Err(e) => (
             Outcome::Failed,
-            format!("{} did not answer: {e}", transport.url()),
+            format!("{} did not answer: {e}", redact::url(transport.url())),
         ),
         Ok(answer) => match blueflood::classify(answer.status, answer.retry_after, &answer.body) {
             Verdict::Stored | Verdict::ProbablyStored => (
@@ -185,11 +190,14 @@ async fn send_step(settings: &Settings, name: &str, token: Option<&Token>) -> (O
                 format!("1 datapoint {name} stored (HTTP {})", answer.status),
             ),
             _ => {
-                let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
-                    .into_owned();
+                let text = redact::foreign_text(&answer.body, ANSWER_SHOWN_CHARS);
                 (
                     Outcome::Failed,
-                    format!("{} answered HTTP {} {text}", transport.url(), answer.status),
+                    format!(
+                        "{} answered HTTP {} {text}",
+                        redact::url(transport.url()),
+                        answer.status
+                    ),
                 )
             }
         },

@@ -19,5 +19,6 @@ pub mod health;
 pub mod ingest;
 pub mod model;
 pub mod protocol;
+pub mod redact;
 pub mod spool;
 pub mod telemetry;

@@ -143,3 +143,93 @@ async fn check_no_send_and_unreachable_blueflood() {
         "{t}"
     );
 }
+
+/// Userinfo in a URL is a password: `check` shows where it connects, never who as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_never_shows_a_password_from_a_url() {
+    let ks = KeystoneDouble::start("alice", "k").await;
+    let bf = BluefloodDouble::start().await;
+    let with_userinfo = |url: String, who: &str| url.replacen("://", &format!("://{who}@"), 1);
+    let out = run(vec![
+        "check".into(),
+        "-b".into(),
+        with_userinfo(bf.url(), "bfuser:bf-url-PASSWORD"),
+        "-u".into(),
+        "alice".into(),
+        "-k".into(),
+        "k".into(),
+        "--auth-url".into(),
+        with_userinfo(ks.url(), "ksuser:ks-url-PASSWORD"),
+    ])
+    .await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(!t.contains("PASSWORD"), "{t}");
+    assert!(
+        t.contains("://***@"),
+        "where it connects is still shown: {t}"
+    );
+
+    // Refused before anything runs (exit 64), and the message still names the key.
+    let out = run(vec![
+        "check".into(),
+        "-b".into(),
+        "ftp://bfuser:bf-url-PASSWORD@blueflood.example:19000".into(),
+    ])
+    .await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(t.contains("\"blueflood\""), "{t}");
+    assert!(!t.contains("PASSWORD"), "{t}");
+}
+
+/// A server that answers every request with `status` and `body`, then closes.
+async fn raw_http_server(status: &'static str, body: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The request is small; what matters is answering after it arrived.
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// What Blueflood (or whatever answers in its place) says reaches the operator's terminal
+/// only with control characters escaped: no escape sequence, no forged result line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_escapes_control_characters_in_an_answer() {
+    let url = raw_http_server(
+        "400 Bad Request",
+        b"\x1b[2J\x1b[1;1Hnope\r\nok      send: stored\ncheck passed\n\x07",
+    )
+    .await;
+    let out = run(vec!["check".into(), "-b".into(), url]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{t}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.contains(&"check passed"), "{t}");
+    assert!(!lines.iter().any(|l| l.starts_with("ok      send")), "{t}");
+    assert!(t.contains("FAILED  send:") && t.contains("nope"), "{t}");
+    assert_eq!(lines.last(), Some(&"check FAILED"), "{t}");
+}

@@ -320,3 +320,34 @@ fn a_port_in_use_is_one_line_naming_the_flag_and_the_address() {
     }
     drop((tcp, udp));
 }
+
+/// `.` and `..` are path segments a URL resolves away: `/v2.0/../ingest` is not a tenant.
+#[test]
+fn a_dot_segment_tenant_exits_64() {
+    for tenant in [".", "..", " .. "] {
+        // Accepted, it would run: listen on ephemeral ports and be stopped by the failsafe.
+        let mut child = Command::new(BIN)
+            .args([
+                "--tenant",
+                tenant,
+                "--dry-run",
+                "--endpoint",
+                "tcp:0:interface=127.0.0.1",
+            ])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let failsafe = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < failsafe {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "tenant {tenant:?}: {err}");
+        assert!(err.contains("\"tenant\"") && err.contains("'..'"), "{err}");
+    }
+}

@@ -217,7 +217,8 @@ fn invalid(spec: &KeySpec, entry: &Entry, expected: impl Display) -> ConfigError
         "<redacted>".to_owned()
     } else {
         match &entry.value {
-            Scalar::Str(s) => format!("{s:?}"),
+            // A refused URL may still carry a password in its userinfo.
+            Scalar::Str(s) => format!("{:?}", crate::redact::url_text(s)),
             Scalar::Int(i) => i.to_string(),
             Scalar::Float(f) => f.to_string(),
             Scalar::Bool(b) => b.to_string(),
@@ -424,8 +425,11 @@ fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
 fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
     let (tenant_spec, tenant_entry) = v.required("tenant")?;
     let tenant = as_string(tenant_spec, tenant_entry)?;
-    // The tenant is a path segment of the ingest URL.
+    // The tenant is a path segment of the ingest URL; `.` and `..` would be resolved away
+    // (`/v2.0/../ingest`), by the URL library here or by any proxy on the way.
     if tenant.is_empty()
+        || tenant == "."
+        || tenant == ".."
         || tenant
             .chars()
             .any(|c| matches!(c, '/' | '?' | '#' | '\\') || c.is_whitespace() || c.is_control())
@@ -433,7 +437,7 @@ fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
         return Err(invalid(
             tenant_spec,
             tenant_entry,
-            "a non-empty tenant ID without '/', '?', '#', '\\' or whitespace",
+            "a non-empty tenant ID, not '.' or '..', without '/', '?', '#', '\\' or whitespace",
         ));
     }
 
