@@ -27,6 +27,10 @@ use tokio_util::task::AbortOnDropHandle;
 use super::keystone::Keystone;
 use super::{AuthTiming, TokenProvider};
 use crate::config::settings::{AuthSettings, SecretSource};
+use crate::files::{self, OffThreadReader};
+
+/// What one off-thread read of the credential files gives.
+type ReadResult = Result<Credentials, String>;
 
 /// Quiet time after a change notification before reading: a plain rewrite arrives as several
 /// events (truncate, write, close) and reading after the first could see an empty file.
@@ -236,9 +240,11 @@ impl Part {
 }
 
 /// The content of a mounted value, minus one trailing `\n` or `\r\n` (as `config` does at load).
-/// The error names the file, never its content.
+/// Only a regular file of at most [`files::MAX_VALUE_FILE_BYTES`]. Blocking: runs on an
+/// [`OffThreadReader`]. The error names the file, never its content.
 fn read_value_file(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = files::read_small(path, files::MAX_VALUE_FILE_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut text =
         String::from_utf8(bytes).map_err(|_| format!("{} is not valid UTF-8", path.display()))?;
     if text.ends_with("\r\n") {
@@ -278,13 +284,28 @@ impl FileSource {
         dirs
     }
 
-    fn reload(&self, store: &CredentialStore) {
-        match self.read() {
-            Ok(creds) => {
+    /// Reads the files off the runtime (a FIFO, a hung mount or a slow disk must not stall it)
+    /// and offers what was read; a read that fails, times out or is still stuck from an earlier
+    /// poll keeps the last good credentials.
+    async fn reload(&self, store: &CredentialStore, reader: &mut OffThreadReader<ReadResult>) {
+        let source = self.clone();
+        match reader.run(files::READ_TIMEOUT, move || source.read()).await {
+            Ok(Ok(creds)) => {
                 store.offer(creds);
             }
-            Err(reason) => store.failed(reason),
+            Ok(Err(reason)) => store.failed(reason),
+            Err(e) => store.failed(format!("cannot read {}: {e}", self.files())),
         }
+    }
+
+    /// The files, for messages: "/a" or "/a, /b".
+    fn files(&self) -> String {
+        [self.user.path(), self.key.path()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -331,12 +352,13 @@ async fn watch_files(source: FileSource, store: Arc<CredentialStore>, poll: Dura
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; the values were just read at load
+    let mut reader = OffThreadReader::default();
     loop {
         tokio::select! {
             () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tick.tick() => {}
         }
-        source.reload(&store);
+        source.reload(&store, &mut reader).await;
     }
 }
 

@@ -572,7 +572,14 @@ const CREDENTIAL_POLL_INTERVAL: Duration = Duration::from_secs(10);
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 fn pod_namespace(spec: &KeySpec) -> Result<String, ConfigError> {
-    match std::fs::read_to_string(POD_NAMESPACE_FILE) {
+    // Bounded and never blocking, like every file read at start (see `files`).
+    let namespace = crate::files::read_small_within(
+        std::path::Path::new(POD_NAMESPACE_FILE),
+        crate::files::MAX_VALUE_FILE_BYTES,
+        crate::files::READ_TIMEOUT,
+    )
+    .map(|b| String::from_utf8_lossy(&b).into_owned());
+    match namespace {
         Ok(ns) if !ns.trim().is_empty() => Ok(ns.trim().to_owned()),
         _ => Err(ConfigError::Invalid(format!(
             "no value for key {:?} ({}): needed with secret_name outside a pod \
