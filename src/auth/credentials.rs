@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::keystone::Keystone;
-use super::{AuthTiming, TokenProvider};
+use super::{AuthError, AuthTiming, TokenProvider};
 use crate::config::settings::{AuthSettings, SecretSource};
 use crate::files::{self, OffThreadReader};
 
@@ -321,7 +321,10 @@ fn label(settings: &AuthSettings) -> String {
 
 /// The Keystone provider for credentials given in the configuration, watching whichever of
 /// them came from files.
-pub(crate) fn file_provider(settings: &AuthSettings, timing: AuthTiming) -> Arc<dyn TokenProvider> {
+pub(crate) fn file_provider(
+    settings: &AuthSettings,
+    timing: AuthTiming,
+) -> Result<Arc<dyn TokenProvider>, AuthError> {
     let source = FileSource {
         user: Part::from_source(&settings.user_source, &settings.user),
         key: Part::from_source(&settings.key_source, settings.key.expose_secret()),
@@ -341,7 +344,7 @@ pub(crate) fn file_provider(settings: &AuthSettings, timing: AuthTiming) -> Arc<
             settings.poll_interval,
         ))));
     }
-    Arc::new(Keystone::new(settings, timing, store, tasks))
+    Ok(Arc::new(Keystone::new(settings, timing, store, tasks)?))
 }
 
 /// Re-reads `source` after each change notification for its directories and every `poll`.

@@ -50,7 +50,7 @@ pub fn provider(
     secret: &KubeSecretSettings,
     timing: AuthTiming,
     client: ::kube::Client,
-) -> Arc<dyn TokenProvider> {
+) -> Result<Arc<dyn TokenProvider>, AuthError> {
     let store = Arc::new(CredentialStore::new(
         format!("kubernetes secret {}/{}", secret.namespace, secret.name),
         None,
@@ -60,7 +60,12 @@ pub fn provider(
         secret.clone(),
         store.clone(),
     )));
-    Arc::new(Keystone::new(settings, timing, store, vec![task]))
+    Ok(Arc::new(Keystone::new(
+        settings,
+        timing,
+        store,
+        vec![task],
+    )?))
 }
 
 /// Keeps `store` current with the Secret until the task is aborted.

@@ -504,6 +504,7 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
         let (spec, entry) = v.required("auth_domain")?;
         return Err(invalid(spec, entry, "a non-empty Keystone v3 domain name"));
     }
+    let max_answer_bytes = v.size("auth_max_answer_bytes", 1024, 1 << 30)?;
     let base = |user: String, key: String, user_source, key_source, kube_secret| AuthSettings {
         user,
         key: SecretString::from(key),
@@ -514,6 +515,7 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
         domain: domain.clone(),
         kube_secret,
         poll_interval: CREDENTIAL_POLL_INTERVAL,
+        max_answer_bytes,
     };
 
     // The Kubernetes API supplies both user and key: `user`/`key` are not needed then.

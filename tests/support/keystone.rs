@@ -6,8 +6,9 @@
 //! the body, v3 with `201`, the token in `X-Subject-Token` and `token.expires_at`. Plus the
 //! knobs tests need: token lifetime, credential rotation, queued error statuses and broken
 //! answers, revocation, and a log of every login (when, which method, which user, accepted).
-//! Hostile answers too: redirects, huge and endless bodies, tokens that cannot be sent; and
-//! [`OtherOrigin`], a server that counts every request a redirect could send it.
+//! Hostile answers too: redirects, huge and endless bodies (those in `keystone/hostile.rs`),
+//! tokens that cannot be sent; and [`OtherOrigin`], a server that counts every request a
+//! redirect could send it.
 //! `BluefloodDouble::require_keystone` checks tokens against this double's state.
 
 use std::collections::{HashMap, VecDeque};
@@ -17,15 +18,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod hostile;
+#[allow(unused_imports)] // each test crate uses a subset
+pub use hostile::OtherOrigin;
+use hostile::{redirect, streamed};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -385,75 +390,6 @@ async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Respo
     }
 }
 
-fn redirect(status: u16, to: &str) -> Response {
-    let status = StatusCode::from_u16(status).expect("valid redirect status");
-    (
-        status,
-        [
-            (header::LOCATION, to.to_string()),
-            (header::CONTENT_TYPE, "application/json".to_string()),
-        ],
-        "{}",
-    )
-        .into_response()
-}
-
-/// Counts the end of a streamed body, however it ends (sent whole or dropped by hyper when
-/// the client closed the connection).
-struct EndGuard(Arc<KeystoneShared>);
-
-impl Drop for EndGuard {
-    fn drop(&mut self) {
-        self.0.streams_ended.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// `answer` with a `"padding"` string member making the whole body `len` bytes long (sent with
-/// its `Content-Length`), or, for `None`, a chunked body whose padding never ends.
-fn streamed(shared: &Arc<KeystoneShared>, answer: Value, len: Option<u64>) -> Response {
-    const CHUNK: usize = 64 * 1024;
-    let mut text = answer.to_string();
-    text.pop(); // the closing brace of the outer object
-    let head = format!("{text}, \"padding\": \"").into_bytes();
-    let tail = b"\"}".to_vec();
-    let pad = len.map(|l| l.saturating_sub((head.len() + tail.len()) as u64));
-    // (bytes of padding left or None for endless, head sent, tail sent, guard)
-    let state = (pad, Some(head), Some(tail), EndGuard(shared.clone()));
-    let stream = futures_util::stream::unfold(state, |(left, head, tail, guard)| async move {
-        if let Some(h) = head {
-            return Some((
-                Ok::<_, std::io::Error>(Bytes::from(h)),
-                (left, None, tail, guard),
-            ));
-        }
-        match left {
-            Some(0) => {
-                let t = tail?;
-                Some((Ok(Bytes::from(t)), (Some(0), None, None, guard)))
-            }
-            Some(n) => {
-                let take = n.min(CHUNK as u64);
-                let chunk = Bytes::from(vec![b'x'; take as usize]);
-                Some((Ok(chunk), (Some(n - take), None, tail, guard)))
-            }
-            None => Some((
-                Ok(Bytes::from(vec![b'x'; CHUNK])),
-                (None, None, tail, guard),
-            )),
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(l) = len {
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(l));
-    }
-    resp
-}
-
 /// Keystone v3: 201, the token in `X-Subject-Token`, `token.expires_at` in the body.
 async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
     let fault = next_fault(&shared).await;
@@ -505,79 +441,6 @@ async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Re
         HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unsendable-token"));
     resp.headers_mut().insert("x-subject-token", value);
     resp
-}
-
-/// Another origin a redirect could point to: it answers every request with a valid-looking v2
-/// token answer, so a client that follows redirects would "succeed", and it records each
-/// request's raw bytes (head and body) so a test can check no request (and no key) reached it.
-pub struct OtherOrigin {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for OtherOrigin {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl OtherOrigin {
-    pub async fn start() -> OtherOrigin {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind other origin");
-        let addr = listener.local_addr().expect("local addr");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut got = Vec::new();
-                    // Whatever arrives within a moment is the request (head and small body).
-                    while let Ok(Ok(n)) =
-                        tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await
-                    {
-                        if n == 0 {
-                            break;
-                        }
-                        got.extend_from_slice(&buf[..n]);
-                    }
-                    seen.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(String::from_utf8_lossy(&got).into_owned());
-                    let body = json!({"access": {"token": {"id": "stolen",
-                        "expires": "2999-01-01T00:00:00Z"}}})
-                    .to_string();
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = s.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        OtherOrigin {
-            addr,
-            requests,
-            task,
-        }
-    }
-
-    /// `http://addr{path}`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The raw bytes of every connection's request, as text.
-    pub fn requests(&self) -> Vec<String> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
 }
 
 fn wall_ms() -> i64 {

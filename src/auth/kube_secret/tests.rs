@@ -168,7 +168,9 @@ async fn get_then_watch_keeps_the_store_current() {
 }
 
 /// A mock API server holding `initial`, and the sender of its watch events.
-async fn start_mock(initial: serde_json::Value) -> (mpsc::Sender<serde_json::Value>, ::kube::Client) {
+async fn start_mock(
+    initial: serde_json::Value,
+) -> (mpsc::Sender<serde_json::Value>, ::kube::Client) {
     let (tx, rx) = mpsc::channel(8);
     let mock = Arc::new(Mock {
         current: std::sync::Mutex::new(initial),
@@ -192,7 +194,10 @@ async fn start_mock(initial: serde_json::Value) -> (mpsc::Sender<serde_json::Val
 async fn wait_until(what: &str, f: impl Fn() -> bool) {
     let end = tokio::time::Instant::now() + Duration::from_secs(10);
     while !f() {
-        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -222,7 +227,10 @@ async fn oversized_values_keep_the_last_good_credentials() {
     tx.send(serde_json::json!({"type": "MODIFIED", "object": secret_json(2, "alice", &huge)}))
         .await
         .unwrap();
-    wait_until("the refused rotation", || store.status().reload_failures >= 1).await;
+    wait_until("the refused rotation", || {
+        store.status().reload_failures >= 1
+    })
+    .await;
     assert_eq!(store.current().unwrap().1.secret.expose_secret(), "key-one");
     task.abort();
 }
