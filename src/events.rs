@@ -354,6 +354,29 @@ impl SpoolCorruptFound {
     }
 }
 
+/// Keystone answered a login with a redirect, which is never followed (the request would
+/// carry the key to wherever `Location` points). Loud, as a misconfiguration is: usually
+/// `auth_url` says http:// where only https:// is served, or names an old path. Counted as an
+/// auth failure by the provider; `limit` is the provider's own.
+pub struct KeystoneRedirected<'a> {
+    pub status: u16,
+    /// Already escaped and bounded by the caller.
+    pub location: &'a str,
+}
+
+impl KeystoneRedirected<'_> {
+    pub fn emit(&self, limit: &RateLimit) {
+        if let Some(suppressed) = limit.check() {
+            tracing::error!(
+                status = self.status,
+                location = self.location,
+                suppressed,
+                "Keystone answered with a redirect, which is not followed: set auth_url to the final URL; data is kept"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod buffer;
 pub mod check;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod forward;
 pub mod health;
 pub mod ingest;

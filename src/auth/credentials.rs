@@ -25,8 +25,12 @@ use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::keystone::Keystone;
-use super::{AuthTiming, TokenProvider};
+use super::{AuthError, AuthTiming, TokenProvider};
 use crate::config::settings::{AuthSettings, SecretSource};
+use crate::files::{self, OffThreadReader};
+
+/// What one off-thread read of the credential files gives.
+type ReadResult = Result<Credentials, String>;
 
 /// Quiet time after a change notification before reading: a plain rewrite arrives as several
 /// events (truncate, write, close) and reading after the first could see an empty file.
@@ -236,9 +240,11 @@ impl Part {
 }
 
 /// The content of a mounted value, minus one trailing `\n` or `\r\n` (as `config` does at load).
-/// The error names the file, never its content.
+/// Only a regular file of at most [`files::MAX_VALUE_FILE_BYTES`]. Blocking: runs on an
+/// [`OffThreadReader`]. The error names the file, never its content.
 fn read_value_file(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = files::read_small(path, files::MAX_VALUE_FILE_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut text =
         String::from_utf8(bytes).map_err(|_| format!("{} is not valid UTF-8", path.display()))?;
     if text.ends_with("\r\n") {
@@ -278,13 +284,28 @@ impl FileSource {
         dirs
     }
 
-    fn reload(&self, store: &CredentialStore) {
-        match self.read() {
-            Ok(creds) => {
+    /// Reads the files off the runtime (a FIFO, a hung mount or a slow disk must not stall it)
+    /// and offers what was read; a read that fails, times out or is still stuck from an earlier
+    /// poll keeps the last good credentials.
+    async fn reload(&self, store: &CredentialStore, reader: &mut OffThreadReader<ReadResult>) {
+        let source = self.clone();
+        match reader.run(files::READ_TIMEOUT, move || source.read()).await {
+            Ok(Ok(creds)) => {
                 store.offer(creds);
             }
-            Err(reason) => store.failed(reason),
+            Ok(Err(reason)) => store.failed(reason),
+            Err(e) => store.failed(format!("cannot read {}: {e}", self.files())),
         }
+    }
+
+    /// The files, for messages: "/a" or "/a, /b".
+    fn files(&self) -> String {
+        [self.user.path(), self.key.path()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -300,7 +321,10 @@ fn label(settings: &AuthSettings) -> String {
 
 /// The Keystone provider for credentials given in the configuration, watching whichever of
 /// them came from files.
-pub(crate) fn file_provider(settings: &AuthSettings, timing: AuthTiming) -> Arc<dyn TokenProvider> {
+pub(crate) fn file_provider(
+    settings: &AuthSettings,
+    timing: AuthTiming,
+) -> Result<Arc<dyn TokenProvider>, AuthError> {
     let source = FileSource {
         user: Part::from_source(&settings.user_source, &settings.user),
         key: Part::from_source(&settings.key_source, settings.key.expose_secret()),
@@ -320,7 +344,7 @@ pub(crate) fn file_provider(settings: &AuthSettings, timing: AuthTiming) -> Arc<
             settings.poll_interval,
         ))));
     }
-    Arc::new(Keystone::new(settings, timing, store, tasks))
+    Ok(Arc::new(Keystone::new(settings, timing, store, tasks)?))
 }
 
 /// Re-reads `source` after each change notification for its directories and every `poll`.
@@ -331,12 +355,13 @@ async fn watch_files(source: FileSource, store: Arc<CredentialStore>, poll: Dura
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; the values were just read at load
+    let mut reader = OffThreadReader::default();
     loop {
         tokio::select! {
             () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tick.tick() => {}
         }
-        source.reload(&store);
+        source.reload(&store, &mut reader).await;
     }
 }
 

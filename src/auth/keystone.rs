@@ -4,8 +4,10 @@
 //! never requested again sooner than a doubling backoff after a failed login.
 //!
 //! Owns: the token cache, the backoff state, the auth request itself (timeouts on connect and
-//! on the whole exchange) and the provider's half of `AuthStatus`. The request and answer
-//! formats are `wire`'s; the credentials and their rotation are `credentials`'.
+//! on the whole exchange, no redirect ever followed, at most `max_answer_bytes` of an answer
+//! read) and the provider's half of `AuthStatus`. The request and answer formats (and what
+//! makes a token sendable) are `wire`'s; the credentials and their rotation are
+//! `credentials`'.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +19,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::credentials::{CredentialStore, Credentials};
 use super::{AuthError, AuthStatus, AuthTiming, BoxFuture, Token, TokenProvider, wire};
 use crate::config::settings::{AuthMethod, AuthSettings};
+use crate::events::{KeystoneRedirected, RateLimit};
 
 /// Refresh when less than this much of a token's life is left.
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -25,6 +28,8 @@ const FALLBACK_LIFETIME: Duration = Duration::from_secs(3600);
 /// A token this close to its expiry is not handed out even while a refresh is failing: the
 /// request it goes into must still reach Blueflood in time.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// At most this much of a redirect's `Location` is shown: it is the server's text, not ours.
+const LOCATION_SHOWN_CHARS: usize = 256;
 
 struct Cached {
     token: Token,
@@ -61,6 +66,9 @@ pub struct Keystone {
     state: Mutex<State>,
     auth_requests: AtomicU64,
     auth_failures: AtomicU64,
+    /// The most bytes of an answer read (`auth_max_answer_bytes`).
+    max_answer_bytes: usize,
+    redirect_log: RateLimit,
     /// The tasks keeping `store` current; they stop when the provider is dropped.
     _sources: Vec<AbortOnDropHandle<()>>,
 }
@@ -71,14 +79,16 @@ impl Keystone {
         timing: AuthTiming,
         store: Arc<CredentialStore>,
         sources: Vec<AbortOnDropHandle<()>>,
-    ) -> Self {
+    ) -> Result<Self, AuthError> {
         let http = reqwest::Client::builder()
             .timeout(timing.request_timeout)
             .connect_timeout(timing.connect_timeout)
             .user_agent(concat!("blueflood-forward/", env!("CARGO_PKG_VERSION")))
+            // A followed redirect sends the login elsewhere: 307/308 re-POST the key itself.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| AuthError::Setup(format!("cannot build the identity client: {e}")))?;
+        Ok(Self {
             http,
             url: settings.auth_url.clone(),
             method: settings.method,
@@ -89,8 +99,10 @@ impl Keystone {
             state: Mutex::new(State::default()),
             auth_requests: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
+            max_answer_bytes: settings.max_answer_bytes,
+            redirect_log: RateLimit::new(Duration::from_secs(10)),
             _sources: sources,
-        }
+        })
     }
 
     /// The credential store, e.g. to wait for the first load.
@@ -218,6 +230,18 @@ impl Keystone {
                 .await
                 .map_err(|e| AuthError::Transport(describe(&e)))?;
             let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                let location = resp.headers().get(reqwest::header::LOCATION).map_or_else(
+                    || "(no Location)".to_owned(),
+                    |v| shown_location(v.as_bytes()),
+                );
+                KeystoneRedirected {
+                    status,
+                    location: &location,
+                }
+                .emit(&self.redirect_log);
+                return Err(AuthError::Redirected { status, location });
+            }
             if !wire::is_success(status) {
                 return Err(match status {
                     401 | 403 => AuthError::Refused(status),
@@ -229,10 +253,7 @@ impl Keystone {
                 .get(wire::SUBJECT_TOKEN_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| AuthError::Transport(describe(&e)))?;
+            let bytes = read_bounded(resp, self.max_answer_bytes).await?;
             wire::parse_answer(self.method, subject.as_deref(), &bytes)
         };
         // reqwest's own timeout covers the exchange too; this bounds it whatever the client.
@@ -261,6 +282,60 @@ impl Keystone {
         };
         Ok((Token::new(issued.token), lifetime))
     }
+}
+
+/// The body of `resp`, at most `limit` bytes. A longer answer (announced or streamed) is an
+/// error as soon as it is seen to be longer: the rest is never read, and dropping the response
+/// mid-body closes its connection rather than returning it to the pool.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, AuthError> {
+    let too_large = || {
+        AuthError::BadAnswer(format!(
+            "the answer is larger than {limit} bytes (auth_max_answer_bytes); not read further"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| AuthError::Transport(describe(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A redirect's `Location` for a log line and `/status`: the server's bytes, so control
+/// characters are escaped (no forged log lines), any user:password removed, and the length
+/// bounded.
+fn shown_location(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = match url::Url::parse(&text) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().into()
+        }
+        _ => text,
+    };
+    let mut shown = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == LOCATION_SHOWN_CHARS {
+            shown.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// A reqwest error with its causes ("connection refused"), without the URL's query or any
@@ -328,3 +403,6 @@ impl TokenProvider for Keystone {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

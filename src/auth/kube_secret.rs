@@ -7,7 +7,13 @@
 //! `metadata.name=<name>` field selector. Only `get` and `watch` are used (no `list`), so a
 //! Role granting those two verbs with `resourceNames: [<name>]` is enough. A watch that ends or
 //! fails starts over with a `GET` after a doubling delay; a deleted, unreadable or incomplete
-//! Secret keeps the last good credentials (reported as a reload failure).
+//! Secret, or one whose values exceed [`MAX_VALUE_FILE_BYTES`], keeps the last good credentials
+//! (reported as a reload failure).
+//!
+//! The client never follows redirects (kube's client is hyper's, with no redirect layer: a 3xx
+//! is an error, so the ServiceAccount token cannot be sent to another origin; a test pins
+//! this). It reads each answer whole: the API server is authenticated by the cluster CA and
+//! refuses Secrets over 1 MiB, so the bound on values is what applies to us.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +27,7 @@ use super::credentials::{CredentialStore, Credentials};
 use super::keystone::Keystone;
 use super::{AuthError, AuthTiming, TokenProvider};
 use crate::config::settings::{AuthSettings, KubeSecretSettings};
+use crate::files::MAX_VALUE_FILE_BYTES;
 
 /// The API server closes a watch after this many seconds; we then start a new one.
 const WATCH_SECONDS: u32 = 290;
@@ -43,7 +50,7 @@ pub fn provider(
     secret: &KubeSecretSettings,
     timing: AuthTiming,
     client: ::kube::Client,
-) -> Arc<dyn TokenProvider> {
+) -> Result<Arc<dyn TokenProvider>, AuthError> {
     let store = Arc::new(CredentialStore::new(
         format!("kubernetes secret {}/{}", secret.namespace, secret.name),
         None,
@@ -53,7 +60,12 @@ pub fn provider(
         secret.clone(),
         store.clone(),
     )));
-    Arc::new(Keystone::new(settings, timing, store, vec![task]))
+    Ok(Arc::new(Keystone::new(
+        settings,
+        timing,
+        store,
+        vec![task],
+    )?))
 }
 
 /// Keeps `store` current with the Secret until the task is aborted.
@@ -156,16 +168,16 @@ fn apply(s: &Secret, secret: &KubeSecretSettings, store: &CredentialStore) {
 fn credentials(s: &Secret, secret: &KubeSecretSettings) -> Result<Credentials, String> {
     let value = |key: &str| -> Result<String, String> {
         // `stringData` is write-only on the server, but a mock or an old server may echo it.
-        let raw = s
+        let raw: &[u8] = s
             .data
             .as_ref()
             .and_then(|d| d.get(key))
-            .map(|b| b.0.clone())
+            .map(|b| b.0.as_slice())
             .or_else(|| {
                 s.string_data
                     .as_ref()
                     .and_then(|d| d.get(key))
-                    .map(|v| v.clone().into_bytes())
+                    .map(|v| v.as_bytes())
             })
             .ok_or_else(|| {
                 format!(
@@ -173,7 +185,17 @@ fn credentials(s: &Secret, secret: &KubeSecretSettings) -> Result<Credentials, S
                     secret.namespace, secret.name
                 )
             })?;
-        let mut text = String::from_utf8(raw).map_err(|_| {
+        // The same bound as a mounted file of the same Secret would get.
+        if raw.len() as u64 > MAX_VALUE_FILE_BYTES {
+            return Err(format!(
+                "data key {key:?} of secret {}/{} holds {} bytes, more than {MAX_VALUE_FILE_BYTES}, \
+                 the bound for a secret value",
+                secret.namespace,
+                secret.name,
+                raw.len()
+            ));
+        }
+        let mut text = String::from_utf8(raw.to_vec()).map_err(|_| {
             format!(
                 "data key {key:?} of secret {}/{} is not UTF-8",
                 secret.namespace, secret.name

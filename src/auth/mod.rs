@@ -63,6 +63,11 @@ pub enum AuthError {
     Refused(u16),
     #[error("identity service answered HTTP {0}")]
     Status(u16),
+    /// A 3xx: never followed (it would carry the key to `location`, escaped and bounded).
+    #[error(
+        "identity service answered HTTP {status} redirecting to \"{location}\"; redirects are not followed (set auth_url to the final URL)"
+    )]
+    Redirected { status: u16, location: String },
     #[error("identity service unreachable: {0}")]
     Transport(String),
     #[error("identity service answer has no usable token: {0}")]
@@ -171,9 +176,9 @@ pub async fn provider(
     warn_about_command_line(settings);
     if let Some(secret) = &settings.kube_secret {
         let client = kube_secret::client_from_environment().await?;
-        return Ok(kube_secret::provider(settings, secret, timing, client));
+        return kube_secret::provider(settings, secret, timing, client);
     }
-    Ok(credentials::file_provider(settings, timing))
+    credentials::file_provider(settings, timing)
 }
 
 fn warn_about_command_line(settings: &AuthSettings) {

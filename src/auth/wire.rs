@@ -15,6 +15,14 @@ use crate::config::settings::AuthMethod;
 /// The v3 answer carries the token in this response header.
 pub(crate) const SUBJECT_TOKEN_HEADER: &str = "x-subject-token";
 
+/// The longest token accepted. A token travels in a request header, and what usually sits in
+/// front of an HTTP service refuses a header line over 8 KiB (nginx's default
+/// `large_client_header_buffers` of 8k, Apache's `LimitRequestFieldSize` of 8190), so a longer
+/// token could never be sent. Real ones are far shorter: UUID tokens are 32 bytes, Fernet and
+/// Rackspace tokens a few hundred at most; only PKI tokens (removed from Keystone in Ocata)
+/// carried the catalog and reached several KiB. A protocol bound, not a setting.
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// The JSON body that logs `user` in with `secret` (API key or password).
 pub(crate) fn login_body(method: AuthMethod, user: &str, secret: &str, domain: &str) -> Value {
     match method {
@@ -82,9 +90,7 @@ pub(crate) fn parse_answer(
             )
         }
     };
-    if token.is_empty() {
-        return Err(AuthError::BadAnswer("the token is empty".to_owned()));
-    }
+    check_token(token)?;
     let expires = match expires {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(parse_expiry(s).ok_or_else(|| {
@@ -102,6 +108,30 @@ pub(crate) fn parse_answer(
         token: token.to_owned(),
         expires,
     })
+}
+
+/// A token is only accepted if it can be sent: non-empty, at most [`MAX_TOKEN_BYTES`], and
+/// visible ASCII only (no CR/LF or NUL that would make the header invalid, or forge another,
+/// no spaces a proxy could trim). One that cannot be sent would otherwise be cached for its
+/// whole life while every request fails locally. Messages never include the token.
+pub(crate) fn check_token(token: &str) -> Result<(), AuthError> {
+    if token.is_empty() {
+        return Err(AuthError::BadAnswer("the token is empty".to_owned()));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::BadAnswer(format!(
+            "the token is {} bytes, more than the {MAX_TOKEN_BYTES} a request header can carry",
+            token.len()
+        )));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::BadAnswer(
+            "the token has characters a request header cannot carry (control characters, \
+             spaces or non-ASCII)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// ISO 8601 as Keystone writes it: with or without fractional seconds, `Z` or an offset; a

@@ -13,6 +13,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::ConfigError;
 use super::alias;
 use super::keys::{self, KEYS, KeySpec};
+use crate::files;
 
 /// Which source a layer is; later variants override earlier ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,15 +236,18 @@ pub(crate) fn scalar(value: &Value) -> Option<Scalar> {
 
 /// Reads a `*_file` value. Secrets are mounted as files with a trailing newline (`echo`,
 /// Kubernetes, Docker), so exactly one `\n` or `\r\n` is dropped; anything else is kept as is.
+/// Only a regular file of at most [`files::MAX_VALUE_FILE_BYTES`], read within
+/// [`files::READ_TIMEOUT`] (a FIFO or a hung mount must not hang the start).
 /// Messages name the key and the path, never the content.
 fn read_value_file(spec: &KeySpec, path: &Path, via: &str) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        ConfigError::Invalid(format!(
-            "cannot read file {:?} for key {:?} (named by {via}): {e}",
-            path.display(),
-            spec.key
-        ))
-    })?;
+    let bytes = files::read_small_within(path, files::MAX_VALUE_FILE_BYTES, files::READ_TIMEOUT)
+        .map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cannot read file {:?} for key {:?} (named by {via}): {e}",
+                path.display(),
+                spec.key
+            ))
+        })?;
     let mut text = String::from_utf8(bytes).map_err(|_| {
         ConfigError::Invalid(format!(
             "file {:?} for key {:?} (named by {via}) is not valid UTF-8",

@@ -181,6 +181,8 @@ pub struct AuthSettings {
     pub kube_secret: Option<KubeSecretSettings>,
     /// How often watched credential files are compared even without a change notification.
     pub poll_interval: Duration,
+    /// The most bytes of a Keystone answer read (`auth_max_answer_bytes`).
+    pub max_answer_bytes: usize,
 }
 
 impl AuthSettings {
@@ -197,6 +199,7 @@ impl AuthSettings {
             domain: "Default".to_owned(),
             kube_secret: None,
             poll_interval: Duration::from_secs(10),
+            max_answer_bytes: 4 << 20,
         }
     }
 }

@@ -508,6 +508,7 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
         let (spec, entry) = v.required("auth_domain")?;
         return Err(invalid(spec, entry, "a non-empty Keystone v3 domain name"));
     }
+    let max_answer_bytes = v.size("auth_max_answer_bytes", 1024, 1 << 30)?;
     let base = |user: String, key: String, user_source, key_source, kube_secret| AuthSettings {
         user,
         key: SecretString::from(key),
@@ -518,6 +519,7 @@ fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, ConfigError> {
         domain: domain.clone(),
         kube_secret,
         poll_interval: CREDENTIAL_POLL_INTERVAL,
+        max_answer_bytes,
     };
 
     // The Kubernetes API supplies both user and key: `user`/`key` are not needed then.
@@ -576,7 +578,14 @@ const CREDENTIAL_POLL_INTERVAL: Duration = Duration::from_secs(10);
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 fn pod_namespace(spec: &KeySpec) -> Result<String, ConfigError> {
-    match std::fs::read_to_string(POD_NAMESPACE_FILE) {
+    // Bounded and never blocking, like every file read at start (see `files`).
+    let namespace = crate::files::read_small_within(
+        std::path::Path::new(POD_NAMESPACE_FILE),
+        crate::files::MAX_VALUE_FILE_BYTES,
+        crate::files::READ_TIMEOUT,
+    )
+    .map(|b| String::from_utf8_lossy(&b).into_owned());
+    match namespace {
         Ok(ns) if !ns.trim().is_empty() => Ok(ns.trim().to_owned()),
         _ => Err(ConfigError::Invalid(format!(
             "no value for key {:?} ({}): needed with secret_name outside a pod \

@@ -6,10 +6,14 @@
 //! the body, v3 with `201`, the token in `X-Subject-Token` and `token.expires_at`. Plus the
 //! knobs tests need: token lifetime, credential rotation, queued error statuses and broken
 //! answers, revocation, and a log of every login (when, which method, which user, accepted).
+//! Hostile answers too: redirects, huge and endless bodies (those in `keystone/hostile.rs`),
+//! tokens that cannot be sent; and [`OtherOrigin`], a server that counts every request a
+//! redirect could send it.
 //! `BluefloodDouble::require_keystone` checks tokens against this double's state.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,11 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod hostile;
+#[allow(unused_imports)] // each test crate uses a subset
+pub use hostile::OtherOrigin;
+use hostile::{redirect, streamed};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -51,6 +60,16 @@ pub enum Fault {
     BadExpires,
     /// Answer normally after this delay (for timeouts).
     Delay(Duration),
+    /// This 3xx status with `Location` set to the given URL (no token is issued).
+    Redirect(u16, String),
+    /// A normal login, but the token issued (and accepted by Blueflood) is this string, which
+    /// may be anything: CR/LF, NUL, 16 KiB.
+    Token(String),
+    /// A normal v2 answer padded to this many bytes (a string field), streamed in chunks with
+    /// its `Content-Length`, so the test never holds it.
+    HugeBody(u64),
+    /// A 200 whose chunked body never ends: bytes are sent until the client goes away.
+    EndlessBody,
 }
 
 /// One login as the double saw it.
@@ -69,6 +88,8 @@ pub struct Login {
 /// State shared with `BluefloodDouble::require_keystone`.
 pub struct KeystoneShared {
     state: Mutex<KsState>,
+    /// Streamed bodies (`HugeBody`, `EndlessBody`) that ended: sent whole or abandoned.
+    streams_ended: AtomicUsize,
 }
 
 impl KeystoneShared {
@@ -118,6 +139,7 @@ impl KeystoneDouble {
                 domain: "Default".to_string(),
                 log: Vec::new(),
             }),
+            streams_ended: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/v2.0/tokens", post(tokens))
@@ -200,6 +222,12 @@ impl KeystoneDouble {
         self.shared.lock().tokens.clear();
     }
 
+    /// How many streamed bodies (`HugeBody`, `EndlessBody`) have ended, whole or abandoned by
+    /// the client.
+    pub fn streams_ended(&self) -> usize {
+        self.shared.streams_ended.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn shared(&self) -> Arc<KeystoneShared> {
         self.shared.clone()
     }
@@ -280,6 +308,7 @@ fn login(
     user: String,
     secret: String,
     domain_ok: bool,
+    forced_id: Option<String>,
 ) -> Option<(String, i64)> {
     let accepted = domain_ok && user == st.user && secret == st.secret;
     st.log.push(Login {
@@ -292,7 +321,7 @@ fn login(
     if !accepted {
         return None;
     }
-    let id = format!("tok-{}", st.next_id);
+    let id = forced_id.unwrap_or_else(|| format!("tok-{}", st.next_id));
     st.next_id += 1;
     let expires_ms = wall_ms() + st.ttl.as_millis() as i64;
     st.tokens.insert(id.clone(), expires_ms);
@@ -316,8 +345,10 @@ fn bad_request() -> Response {
 
 async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
     let fault = next_fault(&shared).await;
-    if let Some(Fault::Status(status)) = fault {
-        return status_fault(status);
+    match &fault {
+        Some(Fault::Status(status)) => return status_fault(*status),
+        Some(Fault::Redirect(status, to)) => return redirect(*status, to),
+        _ => {}
     }
     let Some((method, user, secret)) = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -327,7 +358,11 @@ async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Respo
         return bad_request();
     };
     let mut st = shared.lock();
-    let Some((id, expires_ms)) = login(&mut st, method, user, secret, true) else {
+    let forced = match &fault {
+        Some(Fault::Token(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let Some((id, expires_ms)) = login(&mut st, method, user, secret, true, forced) else {
         return unauthorized();
     };
     let expires = match fault {
@@ -342,21 +377,26 @@ async fn tokens(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Respo
         )
             .into_response();
     }
-    json_response(
-        StatusCode::OK,
-        json!({"access": {
-            "token": {"id": id, "expires": expires, "tenant": {"id": st.tenant_id}},
-            "serviceCatalog": [],
-            "user": {"id": "u", "name": st.user},
-        }}),
-    )
+    let answer = json!({"access": {
+        "token": {"id": id, "expires": expires, "tenant": {"id": st.tenant_id}},
+        "serviceCatalog": [],
+        "user": {"id": "u", "name": st.user},
+    }});
+    drop(st);
+    match fault {
+        Some(Fault::HugeBody(len)) => streamed(&shared, answer, Some(len)),
+        Some(Fault::EndlessBody) => streamed(&shared, answer, None),
+        _ => json_response(StatusCode::OK, answer),
+    }
 }
 
 /// Keystone v3: 201, the token in `X-Subject-Token`, `token.expires_at` in the body.
 async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Response {
     let fault = next_fault(&shared).await;
-    if let Some(Fault::Status(status)) = fault {
-        return status_fault(status);
+    match &fault {
+        Some(Fault::Status(status)) => return status_fault(*status),
+        Some(Fault::Redirect(status, to)) => return redirect(*status, to),
+        _ => {}
     }
     let Some((user, domain, password)) = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -367,7 +407,12 @@ async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Re
     };
     let mut st = shared.lock();
     let domain_ok = domain == st.domain;
-    let Some((id, expires_ms)) = login(&mut st, "v3-password", user, password, domain_ok) else {
+    let forced = match &fault {
+        Some(Fault::Token(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let Some((id, expires_ms)) = login(&mut st, "v3-password", user, password, domain_ok, forced)
+    else {
         return json_response(
             StatusCode::UNAUTHORIZED,
             json!({"error": {"code": 401, "title": "Unauthorized",
@@ -391,10 +436,10 @@ async fn tokens_v3(State(shared): State<Arc<KeystoneShared>>, body: Bytes) -> Re
         body,
     )
         .into_response();
-    resp.headers_mut().insert(
-        "x-subject-token",
-        HeaderValue::from_str(&id).expect("token is a header value"),
-    );
+    // A forced token hyper cannot send (CR/LF) is sent as what remains valid of it.
+    let value =
+        HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unsendable-token"));
+    resp.headers_mut().insert("x-subject-token", value);
     resp
 }
 

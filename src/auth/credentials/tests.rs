@@ -62,6 +62,19 @@ fn file_values_trim_one_newline_and_refuse_empty() {
     assert!(missing.contains("nope"), "{missing}");
 }
 
+#[test]
+fn file_values_refuse_oversized_and_special_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("apiKey");
+    std::fs::File::create(&p)
+        .and_then(|f| f.set_len(files::MAX_VALUE_FILE_BYTES + 1))
+        .unwrap();
+    let e = read_value_file(&p).unwrap_err();
+    assert!(e.contains("apiKey") && e.contains("65536"), "{e}");
+    let e = read_value_file(dir.path()).unwrap_err();
+    assert!(e.contains("not a regular file"), "{e}");
+}
+
 #[tokio::test(start_paused = false)]
 async fn polling_alone_picks_up_a_rewrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,9 +93,10 @@ async fn polling_alone_picks_up_a_rewrite() {
         let store = store.clone();
         async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut reader = OffThreadReader::default();
             loop {
                 tick.tick().await;
-                source.reload(&store);
+                source.reload(&store, &mut reader).await;
             }
         }
     });

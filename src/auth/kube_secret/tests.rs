@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
 fn settings() -> KubeSecretSettings {
@@ -165,4 +165,123 @@ async fn get_then_watch_keeps_the_store_current() {
         "watch=true fieldSelector=metadata.name=keystone resourceVersion=1"
     );
     task.abort();
+}
+
+/// A mock API server holding `initial`, and the sender of its watch events.
+async fn start_mock(
+    initial: serde_json::Value,
+) -> (mpsc::Sender<serde_json::Value>, ::kube::Client) {
+    let (tx, rx) = mpsc::channel(8);
+    let mock = Arc::new(Mock {
+        current: std::sync::Mutex::new(initial),
+        watches: tokio::sync::Mutex::new(rx),
+        requests: std::sync::Mutex::new(Vec::new()),
+    });
+    let app = Router::new()
+        .route(
+            "/api/v1/namespaces/metrics/secrets/keystone",
+            get(get_secret),
+        )
+        .route("/api/v1/namespaces/metrics/secrets", get(list_or_watch))
+        .with_state(mock);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = ::kube::Config::new(format!("http://{addr}").parse().unwrap());
+    (tx, ::kube::Client::try_from(config).unwrap())
+}
+
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_values_keep_the_last_good_credentials() {
+    // Too big from the start: nothing is loaded.
+    let huge = "k".repeat(MAX_VALUE_FILE_BYTES as usize + 1);
+    let (_tx, client) = start_mock(secret_json(1, "alice", &huge)).await;
+    let store = Arc::new(CredentialStore::new("k", None));
+    let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
+    wait_until("the refusal", || store.status().reload_failures >= 1).await;
+    let st = store.status();
+    assert!(!st.loaded, "{st:?}");
+    let error = st.last_error.unwrap_or_default();
+    assert!(
+        error.contains("apiKey") && error.contains("65536") && !error.contains("kkkk"),
+        "{error}"
+    );
+    task.abort();
+
+    // Too big in a rotation: the last good credentials stay.
+    let (tx, client) = start_mock(secret_json(1, "alice", "key-one")).await;
+    let store = Arc::new(CredentialStore::new("k", None));
+    let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
+    assert!(store.wait_loaded(Duration::from_secs(10)).await);
+    tx.send(serde_json::json!({"type": "MODIFIED", "object": secret_json(2, "alice", &huge)}))
+        .await
+        .unwrap();
+    wait_until("the refused rotation", || {
+        store.status().reload_failures >= 1
+    })
+    .await;
+    assert_eq!(store.current().unwrap().1.secret.expose_secret(), "key-one");
+    task.abort();
+}
+
+/// kube's client has no redirect layer: an API server (or something posing as one) answering
+/// 3xx cannot make it send the ServiceAccount token to another origin.
+#[tokio::test]
+async fn the_kubernetes_client_follows_no_redirect() {
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = other.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let location = format!("http://{other_addr}/api/v1/namespaces/metrics/secrets/keystone");
+    let redirect = move |status: u16| {
+        let location = location.clone();
+        move || async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [(header::LOCATION, location)],
+                "",
+            )
+                .into_response()
+        }
+    };
+    for status in [301u16, 302, 303, 307, 308] {
+        let app = Router::new()
+            .route(
+                "/api/v1/namespaces/metrics/secrets/keystone",
+                get(redirect(status)),
+            )
+            .route("/api/v1/namespaces/metrics/secrets", get(redirect(status)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = ::kube::Config::new(format!("http://{addr}").parse().unwrap());
+        config.auth_info.token = Some(SecretString::from("service-account-token".to_owned()));
+        let client = ::kube::Client::try_from(config).unwrap();
+        let store = Arc::new(CredentialStore::new("k", None));
+        let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
+        wait_until("the failed get", || store.status().reload_failures >= 1).await;
+        task.abort();
+        assert!(!store.status().loaded);
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect target was contacted"
+    );
 }

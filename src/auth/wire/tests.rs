@@ -79,3 +79,39 @@ fn bad_answers_name_fields_not_values() {
         "{text}"
     );
 }
+
+#[test]
+fn only_sendable_tokens_are_accepted() {
+    let answer = |token: &str| {
+        let body = serde_json::json!({"access": {"token": {"id": token}}}).to_string();
+        parse_answer(AuthMethod::RaxKsKey, None, body.as_bytes())
+    };
+    assert!(answer("gAAAAABk-_Fernet=").is_ok());
+    assert!(answer(&"t".repeat(MAX_TOKEN_BYTES)).is_ok());
+    for bad in [
+        "SECRET\r\nX-Injected: 1",
+        "SECRET\0nul",
+        "SECRET en",
+        "SECRETö",
+        "SECRET\t",
+    ] {
+        let e = answer(bad).err().expect(bad);
+        let text = e.to_string();
+        assert!(
+            text.contains("cannot carry") && !text.contains("SECRET"),
+            "{text}"
+        );
+    }
+    let e = answer(&"t".repeat(MAX_TOKEN_BYTES + 1)).err().unwrap();
+    assert!(e.to_string().contains("8193 bytes"), "{e}");
+    // v3: the header too.
+    let big = "t".repeat(MAX_TOKEN_BYTES + 1);
+    let e = parse_answer(
+        AuthMethod::V3Password,
+        Some(&big),
+        br#"{"token":{"expires_at":null}}"#,
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("more than"), "{e}");
+}

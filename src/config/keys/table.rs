@@ -199,6 +199,18 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "Data key of the API key or password in --secret-name",
     ),
     value(
+        "auth_max_answer_bytes",
+        None,
+        Some("4194304"),
+        "BYTES",
+        Bytes {
+            min: 1024,
+            max: Some(1 << 30),
+        },
+        Authentication,
+        "Largest Keystone answer read (service catalogs included); a larger one is an auth failure",
+    ),
+    value(
         "limit",
         None,
         Some("0"),
