@@ -29,6 +29,7 @@ use super::keystone::{KeystoneDouble, KeystoneShared};
 
 mod conn;
 mod contract;
+mod hostile;
 
 use conn::{ConnControl, accept_loop};
 use contract::{Answer, Decoded, decode_body, normal};
@@ -73,6 +74,20 @@ pub enum Fault {
     Delay(Duration),
     /// Handle normally but answer 202 "Timed out persisting metrics" where 200/207 was due.
     Accepted202,
+    /// Answer `status` with these headers and this body, store nothing: what a proxy, a
+    /// redirecting load balancer or a maintenance page in front of Blueflood answers.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Answer `status` with a generated body of `len` bytes, never held in memory (`None`: a
+    /// chunked body that never ends). With `store`, the points are first stored as normal.
+    Stream {
+        status: u16,
+        len: Option<u64>,
+        store: bool,
+    },
 }
 
 /// One request as the double saw it. `status` is 0 when the connection was reset instead.
@@ -107,6 +122,8 @@ struct State {
     writes: usize,
     requests: Vec<RequestRecord>,
     faults: VecDeque<Fault>,
+    /// What every request gets once the queued faults are used up (until cleared).
+    blanket: Option<Fault>,
     now_ms: Option<i64>,
     auth: Auth,
     reject_names: HashSet<String>,
@@ -158,6 +175,7 @@ impl BluefloodDouble {
                 writes: 0,
                 requests: Vec::new(),
                 faults: VecDeque::new(),
+                blanket: None,
                 now_ms: None,
                 auth: Auth::Open,
                 reject_names: HashSet::new(),
@@ -210,6 +228,22 @@ impl BluefloodDouble {
 
     pub fn push_fault(&self, fault: Fault) {
         self.shared.lock().faults.push_back(fault);
+    }
+
+    /// Some(f): every request not taken by a queued fault gets `f` (it is not used up), as from
+    /// a proxy that answers everything the same way. None: normal handling again.
+    pub fn set_blanket(&self, fault: Option<Fault>) {
+        self.shared.lock().blanket = fault;
+    }
+
+    /// How many requests got `status` so far.
+    pub fn answered(&self, status: u16) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
     }
 
     /// While down, every connection (new or pooled) is reset without an HTTP answer; the
@@ -270,7 +304,10 @@ async fn handle(
     control: Arc<ConnControl>,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let fault = shared.lock().faults.pop_front();
+    let fault = {
+        let mut st = shared.lock();
+        st.faults.pop_front().or_else(|| st.blanket.clone())
+    };
     let mut record = RequestRecord {
         status: 0,
         content_encoding: header(&req, "content-encoding"),
@@ -326,6 +363,24 @@ async fn handle(
         Some(Fault::Delay(d)) => {
             let a = normal(&shared, &parts, accept.as_deref(), &decoded, &record, false);
             (Some(a), false, Some(d))
+        }
+        Some(Fault::Respond {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut a = Answer::empty(status);
+            a.headers = headers;
+            a.body = body;
+            (Some(a), false, None)
+        }
+        Some(Fault::Stream { status, len, store }) => {
+            if store {
+                let _ = normal(&shared, &parts, accept.as_deref(), &decoded, &record, false);
+            }
+            let mut a = Answer::empty(status);
+            a.filler = Some(len);
+            (Some(a), false, None)
         }
         Some(Fault::Accepted202) => {
             let a = normal(&shared, &parts, accept.as_deref(), &decoded, &record, true);
