@@ -5,7 +5,14 @@
 //! status codes, error body shape, 1 MiB post-decompression limit, collectionTime window, upsert
 //! storage), plus the knobs the forwarder's integration tests need to provoke every answer a real
 //! Blueflood (or the identity/rate-limit layer in front of it) can give: queued faults, a "down"
-//! switch that keeps the port, poison metric names, an overridable clock, token checks and delays.
+//! switch that keeps the port, poison metric names, an overridable clock, token checks and delays;
+//! and what a server in its place can answer: any status with any headers and body (a proxy's
+//! 400 page, a redirect, a huge `Retry-After`), bodies of any size or endless, and one answer for
+//! every request (`set_blanket`).
+//!
+//! This file holds the double's API, its state and the fault handling; `blueflood/contract.rs`
+//! Blueflood's own decision order, `blueflood/conn.rs` the TCP side, `blueflood/hostile.rs` the
+//! generated bodies.
 //!
 //! The server is hand-rolled on hyper-util's auto builder (HTTP/1.1 keep-alive and h2c prior
 //! knowledge) rather than an axum `Router`, because the contract's decision order (413 before
