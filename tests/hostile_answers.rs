@@ -53,9 +53,13 @@ async fn wait_for(c: &Child, what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// Nothing is delivered or dropped yet: the points `sent` so far are all held.
+/// Once the points `sent` so far are all received: nothing is delivered or dropped, all held.
 async fn assert_all_kept(c: &Child, sent: u64, during: &str) {
-    let s = c.status().await;
+    let s = c
+        .wait_status(WAIT, &format!("{sent} received"), |s| {
+            n(&s["ledger"]["received_total"]) >= sent
+        })
+        .await;
     let l = &s["ledger"];
     assert_eq!(
         (n(&l["delivered"]), n(&l["dropped_total"])),
