@@ -235,6 +235,12 @@ impl Ledger {
             .store((unix_now() * 1000.0) as u64, Ordering::Relaxed);
     }
 
+    /// Requests Blueflood stored so far (whole or in part): a bisection reads it to tell one
+    /// bad point from a Blueflood that refuses everything.
+    pub fn requests_ok(&self) -> u64 {
+        self.requests_ok.load(Ordering::Relaxed)
+    }
+
     /// A request failed; `error` says why (never a secret: a status or a transport error).
     pub fn request_failed(&self, error: &str) {
         self.requests_failed.fetch_add(1, Ordering::Relaxed);

@@ -222,6 +222,8 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         compression: settings.forward.compression,
         retry_initial: settings.forward.retry_initial,
         retry_max: settings.forward.retry_max,
+        retry_after_max: settings.forward.retry_after_max,
+        max_body_bytes: settings.forward.max_body_bytes,
         abort: abort.clone(),
         spool: spool.clone(),
     });

@@ -70,6 +70,9 @@ pub struct LogLimits {
     spool_corrupt: RateLimit,
     spool_evicted: RateLimit,
     spool_full_refused: RateLimit,
+    /// `DeliveryRetry` with a [`Refusal`], per kind.
+    delivery_refused: [RateLimit; Refusal::ALL.len()],
+    retry_after_capped: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -86,6 +89,8 @@ impl Default for LogLimits {
             spool_corrupt: every(10),
             spool_evicted: every(10),
             spool_full_refused: every(10),
+            delivery_refused: std::array::from_fn(|_| every(10)),
+            retry_after_capped: every(10),
         }
     }
 }
@@ -209,35 +214,94 @@ impl InFlightDropped<'_> {
     }
 }
 
+/// Why a retry is logged as an error rather than a warning: our configuration, or the server
+/// in Blueflood's place, is wrong, and waiting alone will not fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 415, 404, 405, 501, another 4xx: our request or configuration.
+    ClientError,
+    /// A 3xx, never followed.
+    Redirect,
+    /// A 400 whose body is not Blueflood's, or an answer longer than Blueflood's could be.
+    NotBlueflood,
+    /// Blueflood's 400 naming no point for every request: bisection waits.
+    RefusesEverything,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [
+        Refusal::ClientError,
+        Refusal::Redirect,
+        Refusal::NotBlueflood,
+        Refusal::RefusesEverything,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::ClientError => "client_error",
+            Refusal::Redirect => "redirect",
+            Refusal::NotBlueflood => "not_blueflood",
+            Refusal::RefusesEverything => "refuses_everything",
+        }
+    }
+}
+
 /// A request that will be retried.
 pub struct DeliveryRetry<'a> {
     pub attempt: u32,
     pub delay: Duration,
     pub points: usize,
     pub cause: &'a str,
-    /// Our own bug or misconfiguration (415, 404...): logged as an error, not a warning.
-    pub loud: bool,
+    /// Set when this is not a passing failure (logged as an error, rate-limited per kind).
+    pub refusal: Option<Refusal>,
 }
 
 impl DeliveryRetry<'_> {
     pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
         ledger.retry();
-        if self.loud {
-            tracing::error!(
-                attempt = self.attempt,
-                retry_in_ms = self.delay.as_millis() as u64,
-                points = self.points,
-                cause = self.cause,
-                "Blueflood refuses our requests: check the configuration; data is kept"
-            );
-        } else if let Some(suppressed) = limits.delivery_retry.check() {
+        let Some(refusal) = self.refusal else {
+            if let Some(suppressed) = limits.delivery_retry.check() {
+                tracing::warn!(
+                    attempt = self.attempt,
+                    retry_in_ms = self.delay.as_millis() as u64,
+                    points = self.points,
+                    cause = self.cause,
+                    suppressed,
+                    "delivery failed, will retry; data is kept"
+                );
+            }
+            return;
+        };
+        let Some(suppressed) = limits.delivery_refused[refusal as usize].check() else {
+            return;
+        };
+        // `cause` holds the server's text only as an `answer::excerpt`: escaped and short.
+        tracing::error!(
+            attempt = self.attempt,
+            retry_in_ms = self.delay.as_millis() as u64,
+            points = self.points,
+            kind = refusal.label(),
+            cause = self.cause,
+            suppressed,
+            "Blueflood refuses our requests (or something in its place answers): check the configuration; data is kept"
+        );
+    }
+}
+
+/// A server asked (`Retry-After`) for a longer wait than `retry_after_max`: the wait is cut.
+pub struct RetryAfterCapped {
+    pub asked: Duration,
+    pub cap: Duration,
+}
+
+impl RetryAfterCapped {
+    pub fn emit(&self, limits: &LogLimits) {
+        if let Some(suppressed) = limits.retry_after_capped.check() {
             tracing::warn!(
-                attempt = self.attempt,
-                retry_in_ms = self.delay.as_millis() as u64,
-                points = self.points,
-                cause = self.cause,
+                asked_s = self.asked.as_secs(),
+                waiting_s = self.cap.as_secs_f64(),
                 suppressed,
-                "delivery failed, will retry; data is kept"
+                "Retry-After asks for a longer wait than retry_after_max: waiting retry_after_max"
             );
         }
     }
@@ -401,6 +465,14 @@ mod tests {
         for b in BadInput::ALL {
             assert_eq!(l.bad_input[b as usize].check(), Some(0), "{}", b.label());
         }
+        for r in Refusal::ALL {
+            assert_eq!(
+                l.delivery_refused[r as usize].check(),
+                Some(0),
+                "{}",
+                r.label()
+            );
+        }
         for limit in [
             &l.connection_refused,
             &l.connection_idle,
@@ -409,6 +481,7 @@ mod tests {
             &l.spool_corrupt,
             &l.spool_evicted,
             &l.spool_full_refused,
+            &l.retry_after_capped,
         ] {
             assert_eq!(limit.check(), Some(0));
         }

@@ -91,6 +91,7 @@ fn defaults_of_new_settings() {
     assert_eq!(c.forward.request_timeout, secs(30.0));
     assert_eq!(c.forward.retry_initial, secs(0.2));
     assert_eq!(c.forward.retry_max, secs(30.0));
+    assert_eq!(c.forward.retry_after_max, secs(120.0));
 }
 
 #[test]
@@ -555,6 +556,8 @@ fn each_validation_names_the_key_and_the_value() {
             "retry_max",
             "0.1",
         ),
+        (&["--retry-after-max", "0"], "retry_after_max", "0"),
+        (&["--retry-after-max", "soon"], "retry_after_max", "soon"),
         (&["--idle-timeout", "0"], "idle_timeout", "0"),
         (&["--max-past", "0"], "max_past", "0"),
         (&["--max-future", "0"], "max_future", "0"),

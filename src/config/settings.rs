@@ -160,6 +160,9 @@ pub struct ForwardSettings {
     /// First retry delay; doubles per attempt, with jitter, up to `retry_max`.
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// The longest a `Retry-After` is honoured: a server asking for more (up to `u32::MAX`
+    /// seconds, or a date in 9999) would park its batch for ever.
+    pub retry_after_max: Duration,
 }
 
 #[derive(Debug, Clone)]

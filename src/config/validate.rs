@@ -489,6 +489,7 @@ fn forward_settings(v: &Values<'_>) -> Result<ForwardSettings, ConfigError> {
         request_timeout: v.seconds("request_timeout")?,
         retry_initial,
         retry_max,
+        retry_after_max: v.seconds("retry_after_max")?,
     })
 }
 

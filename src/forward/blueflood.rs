@@ -1,7 +1,7 @@
 //! Blueflood's wire format, and nothing else: how a datapoint is written into an ingest body,
-//! how a body is built within the size limit, and what each answer means
-//! (`docs/reference/blueflood-ingest.md` is the contract). The rest of the program never
-//! sees JSON or status codes.
+//! how a body is built within the size limit, and (in `blueflood/verdict.rs`) what each answer
+//! means and how much of it is worth reading (`docs/reference/blueflood-ingest.md` is the
+//! contract). The rest of the program never sees JSON or status codes.
 //!
 //! A point is written by hand rather than through serde: constant byte strings for the keys,
 //! `itoa` for the integers and `zmij` for the value (the formatters serde_json itself uses, so
@@ -9,12 +9,19 @@
 //! name that sends only names needing escapes through serde_json's string writer. The tests
 //! hold the two outputs equal.
 
-use std::collections::{HashMap, HashSet};
-use std::time::{Duration, SystemTime};
+mod verdict;
 
-use serde::Deserialize;
+pub use verdict::{
+    OTHER_ANSWER_LIMIT, RejectedPoints, Verdict, answer_limit, classify, classify_answer,
+    parse_rejected, parse_retry_after,
+};
 
 use crate::model::Datapoint;
+
+/// The shortest a point can encode to (`{"collectionTime":0,"ttlInSeconds":1,
+/// "metricValue":0.0,"metricName":""}` is 71 bytes): a body of `n` bytes holds fewer than
+/// `n / MIN_POINT_JSON + 1` points.
+pub const MIN_POINT_JSON: usize = 64;
 
 /// What opens every object, up to the `collectionTime` value.
 const OPEN: &[u8] = b"{\"collectionTime\":";
@@ -175,119 +182,6 @@ pub fn encode_body(points: &[Datapoint], ttl_seconds: u32) -> Vec<u8> {
     }
     body.push(b']');
     body
-}
-
-/// What an answer from Blueflood means for the batch that was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// 200, 201, 204: all stored.
-    Stored,
-    /// 202: the server timed out waiting for its own write, which usually completes.
-    ProbablyStored,
-    /// 207: the listed points were rejected; all others were stored.
-    PartiallyRejected(RejectedPoints),
-    /// 400: nothing stored. `rejected` lists the points the answer names, if it names any.
-    BadRequest(RejectedPoints),
-    /// 401 / 403: the token is missing or no longer valid.
-    Unauthorized,
-    /// 413: too large (or, behind Repose, rate limited): split.
-    TooLarge,
-    /// 408, 429, 5xx but 501: retry later, honouring `retry_after`.
-    Transient { retry_after: Option<Duration> },
-    /// 415, 404, 405, 501 and any other answer: our request or configuration is wrong. Data is
-    /// kept and retried with backoff so that fixing the configuration loses nothing.
-    ClientError,
-}
-
-/// The points an error body names, as (metricName, collectionTime) pairs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RejectedPoints {
-    /// metricName → the collectionTimes named with it; looked up by `&str`, so checking a
-    /// batch against a 207 answer allocates nothing per point.
-    pub points: HashMap<String, HashSet<i64>>,
-    /// A sample message to log.
-    pub sample: Option<String>,
-}
-
-impl RejectedPoints {
-    pub fn contains(&self, p: &Datapoint) -> bool {
-        self.points
-            .get(&*p.name)
-            .is_some_and(|times| times.contains(&p.timestamp_ms))
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorItem {
-    #[serde(default)]
-    metric_name: Option<String>,
-    #[serde(default)]
-    timestamp: Option<i64>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-/// Reads the `{"errors":[...]}` body; anything unparsable names no points.
-pub fn parse_rejected(body: &[u8]) -> RejectedPoints {
-    let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) else {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        return RejectedPoints {
-            points: HashMap::new(),
-            sample: (!text.is_empty()).then_some(text),
-        };
-    };
-    let mut out = RejectedPoints::default();
-    for e in parsed.errors {
-        if out.sample.is_none() {
-            out.sample = Some(format!(
-                "{} {}: {}",
-                e.metric_name.as_deref().unwrap_or(""),
-                e.source.as_deref().unwrap_or("-"),
-                e.message.as_deref().unwrap_or("")
-            ));
-        }
-        if let (Some(name), Some(ts)) = (e.metric_name, e.timestamp)
-            && !name.is_empty()
-        {
-            out.points.entry(name).or_default().insert(ts);
-        }
-    }
-    out
-}
-
-/// `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// Classifies an answer.
-pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Verdict {
-    match status {
-        200 | 201 | 204 => Verdict::Stored,
-        202 => Verdict::ProbablyStored,
-        207 => Verdict::PartiallyRejected(parse_rejected(body)),
-        400 => Verdict::BadRequest(parse_rejected(body)),
-        401 | 403 => Verdict::Unauthorized,
-        413 => Verdict::TooLarge,
-        408 | 429 => Verdict::Transient { retry_after },
-        501 => Verdict::ClientError,
-        500..=599 => Verdict::Transient { retry_after },
-        _ => Verdict::ClientError,
-    }
 }
 
 #[cfg(test)]
@@ -516,57 +410,5 @@ mod tests {
         assert_eq!(b.offer(&pt(&"x".repeat(400), 1, 1.0)), Offer::TooLarge);
         assert!(b.is_empty());
         assert_eq!(b.finish(), b"[]");
-    }
-
-    #[test]
-    fn classifies_the_contract_table() {
-        assert_eq!(classify(200, None, b""), Verdict::Stored);
-        assert_eq!(classify(204, None, b""), Verdict::Stored);
-        assert_eq!(classify(202, None, b""), Verdict::ProbablyStored);
-        assert_eq!(classify(401, None, b""), Verdict::Unauthorized);
-        assert_eq!(classify(403, None, b""), Verdict::Unauthorized);
-        assert_eq!(classify(413, None, b""), Verdict::TooLarge);
-        assert_eq!(classify(415, None, b""), Verdict::ClientError);
-        assert_eq!(classify(501, None, b""), Verdict::ClientError);
-        let ra = Some(Duration::from_secs(3));
-        assert_eq!(
-            classify(429, ra, b""),
-            Verdict::Transient { retry_after: ra }
-        );
-        assert_eq!(
-            classify(503, None, b""),
-            Verdict::Transient { retry_after: None }
-        );
-        assert_eq!(
-            classify(408, None, b""),
-            Verdict::Transient { retry_after: None }
-        );
-        let body = br#"{"errors":[{"tenantId":"t","timestamp":5,"metricName":"a.b","source":"collectionTime","message":"Out of bounds"}]}"#;
-        match classify(207, None, body) {
-            Verdict::PartiallyRejected(r) => {
-                assert!(r.contains(&pt("a.b", 5, 0.0)));
-                assert!(!r.contains(&pt("a.b", 6, 0.0)));
-                assert!(r.sample.expect("sample").contains("Out of bounds"));
-            }
-            other => panic!("{other:?}"),
-        }
-        match classify(400, None, b"Cannot parse content") {
-            Verdict::BadRequest(r) => assert!(r.points.is_empty()),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -1,8 +1,8 @@
 //! Delivers one batch: sends it, reads the verdict, and keeps going until every point of the
 //! batch is either stored or dropped with a reason. Transient failures are retried with
-//! exponential backoff and jitter (honouring `Retry-After`) for as long as it takes, or until
-//! the shutdown deadline; a 400 is bisected so that only the points Blueflood cannot take are
-//! dropped; a 413 is split; a 207 drops exactly the listed points and never re-sends the rest.
+//! exponential backoff and jitter (honouring `Retry-After`, up to `retry_after_max`) for as
+//! long as it takes, or until the shutdown deadline. What a 207, a 400 or a 413 does to the
+//! batch (drop the listed points, bisect, split) is decided in `bisect.rs`.
 //!
 //! With a spool, a live batch that fails is written to disk instead of being retried in memory
 //! (the spool's drainer retries it), and what the shutdown deadline cuts short is spooled
@@ -16,12 +16,14 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::blueflood::{self, RejectedPoints, Verdict};
+use super::answer::{EXCERPT_CHARS, excerpt};
+use super::bisect::{Batch, Part, Too413};
+use super::blueflood::{self, Verdict};
 use super::transport::{Answer, Prepared, SendError, Transport};
 use crate::accounting::{DropReason, Ledger};
 use crate::auth::{Token, TokenProvider};
 use crate::config::settings::Compression;
-use crate::events::{DeliveryRetry, InFlightDropped, LogLimits};
+use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
 use crate::model::Datapoint;
 use crate::spool::{Refused, Spool};
 use crate::telemetry::metrics::Instruments;
@@ -55,24 +57,20 @@ pub struct DeliveryContext {
     pub compression: Compression,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// The longest wait a server's `Retry-After` can impose.
+    pub retry_after_max: Duration,
+    /// The request size limit: a 413 for a body well under it is rate limiting, not size.
+    pub max_body_bytes: usize,
     /// Fires at the shutdown deadline: stop retrying, count what is left as lost.
     pub abort: CancellationToken,
     /// The disk spool, when configured.
     pub spool: Option<Arc<Spool>>,
 }
 
-/// A part of a batch still to be delivered.
-struct Part {
-    points: Vec<Datapoint>,
-    /// The encoded body when it is already at hand (the first part of a batch).
-    json: Option<Vec<u8>>,
-    /// Wait this long before the first attempt (after a 413 split).
-    delay: Duration,
-}
-
 impl DeliveryContext {
-    /// Exponential backoff with equal jitter: half the step fixed, half random.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    /// Exponential backoff with equal jitter: half the step fixed, half random; never shorter
+    /// than the server's `Retry-After`, itself cut to `retry_after_max`.
+    pub(super) fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let step = self
             .retry_initial
             .saturating_mul(1u32 << attempt.min(20))
@@ -80,8 +78,22 @@ impl DeliveryContext {
         let half = step / 2;
         let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
         let delay = half + Duration::from_millis(jitter);
-        // Retry-After is the server's explicit wish: never go faster than it.
-        retry_after.map_or(delay, |ra| ra.max(delay))
+        let Some(asked) = retry_after else {
+            return delay;
+        };
+        // Retry-After is the server's explicit wish: never go faster than it. But a server can
+        // ask for u32::MAX seconds or the year 9999, and its batch would never be sent again.
+        let wait = if asked > self.retry_after_max {
+            RetryAfterCapped {
+                asked,
+                cap: self.retry_after_max,
+            }
+            .emit(&self.logs);
+            self.retry_after_max
+        } else {
+            asked
+        };
+        wait.max(delay)
     }
 
     /// Sleeps unless the deadline comes first; `false` when aborted.
@@ -92,7 +104,7 @@ impl DeliveryContext {
         }
     }
 
-    fn drop_points(&self, reason: DropReason, n: usize, detail: &str) {
+    pub(super) fn drop_points(&self, reason: DropReason, n: usize, detail: &str) {
         InFlightDropped {
             reason,
             count: n as u64,
@@ -103,14 +115,15 @@ impl DeliveryContext {
 
     /// Delivers `points` (whose encoded body is `json`) and accounts for every one of them.
     pub async fn deliver(&self, points: Vec<Datapoint>, json: Vec<u8>, origin: Origin) -> Settled {
-        let mut queue = vec![Part {
+        let first = Part {
             points,
             json: Some(json),
             delay: Duration::ZERO,
-        }];
-        while let Some(part) = queue.pop() {
-            if let Err(mut left) = self.deliver_part(part, &mut queue, origin).await {
-                for p in queue {
+        };
+        let mut batch = Batch::new(first, self.ledger.requests_ok());
+        while let Some(part) = batch.queue.pop_front() {
+            if let Err(mut left) = self.deliver_part(part, &mut batch, origin).await {
+                for p in batch.queue {
                     left.extend(p.points);
                 }
                 return self.cut_short(left, origin).await;
@@ -172,18 +185,20 @@ impl DeliveryContext {
         }
     }
 
-    fn stored(&self) {
+    /// Blueflood answered as itself (stored, or refused points it named or could not parse):
+    /// it is up, so new batches go to it rather than to disk.
+    fn blueflood_answers(&self) {
         if let Some(spool) = &self.spool {
             spool.clear_degraded();
         }
     }
 
-    /// Delivers one part, pushing any sub-parts it splits into onto `queue`. `Err` with the
-    /// part's points when the shutdown deadline cut it short.
+    /// Delivers one part, pushing any sub-parts it splits into onto the batch's queue. `Err`
+    /// with the part's points when the shutdown deadline cut it short.
     async fn deliver_part(
         &self,
         part: Part,
-        queue: &mut Vec<Part>,
+        batch: &mut Batch,
         origin: Origin,
     ) -> Result<(), Vec<Datapoint>> {
         let Part {
@@ -196,7 +211,7 @@ impl DeliveryContext {
             return Err(points);
         }
         let json = json.unwrap_or_else(|| blueflood::encode_body(&points, self.ttl_seconds));
-        let body = Prepared::new(json, self.compression);
+        let body = Prepared::new(json, self.compression).with_points(n);
         let mut attempt: u32 = 0;
         let mut reauthenticated = false;
         loop {
@@ -214,7 +229,7 @@ impl DeliveryContext {
                         Err(p) => p,
                     };
                     let delay = self.backoff(attempt, None);
-                    self.retry(attempt, delay, n, &cause, false);
+                    self.retry(attempt, delay, n, &cause, None);
                     attempt += 1;
                     if !self.sleep(delay).await {
                         return Err(points);
@@ -225,24 +240,29 @@ impl DeliveryContext {
             let Some(sent) = self.send_once(&body, token.as_ref(), n, attempt).await else {
                 return Err(points);
             };
-            let (retry_after, cause, loud) = match sent {
+            let (retry_after, cause, refusal) = match sent {
                 Err(e) => {
                     let cause = e.to_string();
                     self.ledger.request_failed(&cause);
-                    (None, cause, false)
+                    (None, cause, None)
                 }
                 Ok(answer) => {
-                    let verdict =
-                        blueflood::classify(answer.status, answer.retry_after, &answer.body);
-                    if matches!(
-                        verdict,
-                        Verdict::Stored | Verdict::ProbablyStored | Verdict::PartiallyRejected(_)
-                    ) {
-                        self.ledger.request_ok();
-                        self.stored();
-                    } else {
-                        self.ledger
-                            .request_failed(&format!("HTTP {} from Blueflood", answer.status));
+                    let verdict = blueflood::classify_answer(&answer);
+                    match verdict {
+                        Verdict::Stored
+                        | Verdict::ProbablyStored
+                        | Verdict::PartiallyRejected(_) => {
+                            self.ledger.request_ok();
+                            self.blueflood_answers();
+                        }
+                        Verdict::BadRequest(_) => {
+                            self.ledger
+                                .request_failed(&format!("HTTP {} from Blueflood", answer.status));
+                            self.blueflood_answers();
+                        }
+                        _ => self
+                            .ledger
+                            .request_failed(&format!("HTTP {} from Blueflood", answer.status)),
                     }
                     match verdict {
                         Verdict::Stored | Verdict::ProbablyStored => {
@@ -255,22 +275,35 @@ impl DeliveryContext {
                             return Ok(());
                         }
                         Verdict::BadRequest(rejected) => {
-                            self.isolate_bad(points, &rejected, queue);
+                            self.isolate_bad(points, &rejected, answer.retry_after, batch);
                             return Ok(());
                         }
-                        Verdict::TooLarge => {
-                            if n <= 1 {
-                                self.drop_points(
-                                    DropReason::TooLarge,
-                                    n,
-                                    "Blueflood answered 413 for a single point",
-                                );
-                            } else {
-                                // Behind Repose a 413 can mean "rate limited": split, then pause.
-                                let pause = self.backoff(0, None);
-                                split_into(points, pause, queue);
+                        Verdict::TooLarge { retry_after } => {
+                            let len = body.json.len();
+                            match self.too_large(n, len) {
+                                Too413::Drop => {
+                                    self.drop_points(
+                                        DropReason::TooLarge,
+                                        n,
+                                        "413 for a datapoint whose encoding alone is larger than the request size limit",
+                                    );
+                                    return Ok(());
+                                }
+                                Too413::Split => {
+                                    // Behind Repose a 413 can mean "rate limited": split, then pause.
+                                    let pause = self.backoff(0, retry_after);
+                                    batch.split(points, pause, pause);
+                                    return Ok(());
+                                }
+                                Too413::RateLimited => (
+                                    retry_after,
+                                    format!(
+                                        "HTTP 413 for a body of {len} bytes, well under the {} byte limit: rate limited",
+                                        self.max_body_bytes
+                                    ),
+                                    None,
+                                ),
                             }
-                            return Ok(());
                         }
                         Verdict::Unauthorized => {
                             if let Some(t) = &token {
@@ -283,18 +316,35 @@ impl DeliveryContext {
                             (
                                 None,
                                 format!("HTTP {} after re-authentication", answer.status),
-                                false,
+                                None,
                             )
                         }
                         Verdict::Transient { retry_after } => {
-                            (retry_after, format!("HTTP {}", answer.status), false)
+                            (retry_after, format!("HTTP {}", answer.status), None)
                         }
-                        Verdict::ClientError => {
-                            let text =
-                                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
-                                    .into_owned();
-                            (None, format!("HTTP {} {text}", answer.status), true)
-                        }
+                        Verdict::Redirected => (
+                            None,
+                            format!(
+                                "HTTP {} redirect to {} (not followed: check the blueflood URL)",
+                                answer.status,
+                                answer.location.as_deref().unwrap_or("(no Location)")
+                            ),
+                            Some(Refusal::Redirect),
+                        ),
+                        Verdict::NotBlueflood => (
+                            answer.retry_after,
+                            not_blueflood_cause(&answer),
+                            Some(Refusal::NotBlueflood),
+                        ),
+                        Verdict::ClientError => (
+                            None,
+                            format!(
+                                "HTTP {} {}",
+                                answer.status,
+                                excerpt(&answer.body, EXCERPT_CHARS)
+                            ),
+                            Some(Refusal::ClientError),
+                        ),
                     }
                 }
             };
@@ -306,7 +356,7 @@ impl DeliveryContext {
                 Err(p) => p,
             };
             let delay = self.backoff(attempt, retry_after);
-            self.retry(attempt, delay, n, &cause, loud);
+            self.retry(attempt, delay, n, &cause, refusal);
             attempt += 1;
             reauthenticated = false;
             if !self.sleep(delay).await {
@@ -347,70 +397,35 @@ impl DeliveryContext {
         sent
     }
 
-    fn retry(&self, attempt: u32, delay: Duration, points: usize, cause: &str, loud: bool) {
+    pub(super) fn retry(
+        &self,
+        attempt: u32,
+        delay: Duration,
+        points: usize,
+        cause: &str,
+        refusal: Option<Refusal>,
+    ) {
         DeliveryRetry {
             attempt: attempt + 1,
             delay,
             points,
             cause,
-            loud,
+            refusal,
         }
         .emit(&self.ledger, &self.logs);
     }
-
-    /// 207: the listed points were rejected, every other one was stored.
-    fn settle_partial(&self, points: &[Datapoint], rejected: &RejectedPoints) {
-        let bad = points.iter().filter(|p| rejected.contains(p)).count();
-        if bad == 0 && !points.is_empty() {
-            tracing::warn!(
-                sample = rejected.sample.as_deref().unwrap_or(""),
-                "207 answer names none of the points sent; counting all as stored"
-            );
-        }
-        self.ledger.delivered((points.len() - bad) as u64);
-        self.drop_points(
-            DropReason::RejectedByBlueflood,
-            bad,
-            rejected.sample.as_deref().unwrap_or("207"),
-        );
-    }
-
-    /// 400: nothing was stored. Drop the points the answer names and re-send the others;
-    /// when it names none, bisect until each bad point is alone.
-    fn isolate_bad(
-        &self,
-        points: Vec<Datapoint>,
-        rejected: &RejectedPoints,
-        queue: &mut Vec<Part>,
-    ) {
-        let detail = rejected.sample.as_deref().unwrap_or("400");
-        if points.len() <= 1 {
-            self.drop_points(DropReason::RejectedByBlueflood, points.len(), detail);
-            return;
-        }
-        let (bad, good): (Vec<_>, Vec<_>) = points.into_iter().partition(|p| rejected.contains(p));
-        if bad.is_empty() {
-            split_into(good, Duration::ZERO, queue);
-            return;
-        }
-        self.drop_points(DropReason::RejectedByBlueflood, bad.len(), detail);
-        if !good.is_empty() {
-            queue.push(Part {
-                points: good,
-                json: None,
-                delay: Duration::ZERO,
-            });
-        }
-    }
 }
 
-fn split_into(mut points: Vec<Datapoint>, delay: Duration, queue: &mut Vec<Part>) {
-    let second = points.split_off(points.len() / 2);
-    for half in [second, points] {
-        queue.push(Part {
-            points: half,
-            json: None,
-            delay,
-        });
-    }
+/// Why an answer that is not Blueflood's keeps the data.
+fn not_blueflood_cause(answer: &Answer) -> String {
+    let why = if answer.complete {
+        "whose body is not Blueflood's (a proxy in front of it?)"
+    } else {
+        "longer than anything Blueflood could answer to this batch"
+    };
+    format!(
+        "HTTP {} {why}: {}",
+        answer.status,
+        excerpt(&answer.body, EXCERPT_CHARS)
+    )
 }

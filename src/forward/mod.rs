@@ -7,6 +7,8 @@
 //! the buffer is above the spool threshold; what the shutdown deadline catches here is spooled
 //! rather than dropped.
 
+pub mod answer;
+mod bisect;
 pub mod blueflood;
 pub mod deliver;
 pub mod transport;

@@ -1,13 +1,18 @@
 //! Puts one prepared body on the wire and brings back the answer: HTTP to Blueflood, or stdout
 //! for `--dry-run`. Knows HTTP, not what the answer means (that is `blueflood::classify`).
+//! Never follows a redirect (its target would get the data and the token, and its answer would
+//! be taken for Blueflood's), and reads no more of an answer than `blueflood::answer_limit`
+//! allows for the request (`answer::read_limited`).
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 
+pub use super::answer::Answer;
+use super::answer::{EXCERPT_CHARS, excerpt, read_limited};
 use super::blueflood;
 use crate::auth::{BoxFuture, Token};
 use crate::config::settings::{Compression, ForwardSettings};
@@ -20,16 +25,22 @@ pub struct Prepared {
     /// What goes on the wire: the JSON, gzipped when compression is on.
     pub wire: Bytes,
     pub gzipped: bool,
+    /// How many points the body holds (or more): it bounds how long Blueflood's answer can be.
+    pub points: usize,
 }
 
 impl Prepared {
+    /// A body of at most `json.len() / MIN_POINT_JSON + 1` points; [`Prepared::with_points`]
+    /// says exactly how many.
     pub fn new(json: Vec<u8>, compression: Compression) -> Self {
+        let points = json.len() / blueflood::MIN_POINT_JSON + 1;
         let json = Bytes::from(json);
         match compression {
             Compression::None => Self {
                 wire: json.clone(),
                 json,
                 gzipped: false,
+                points,
             },
             Compression::Gzip { level } => {
                 let mut enc = GzEncoder::new(
@@ -42,24 +53,24 @@ impl Prepared {
                         wire: Bytes::from(gz),
                         json,
                         gzipped: true,
+                        points,
                     },
                     Err(_) => Self {
                         wire: json.clone(),
                         json,
                         gzipped: false,
+                        points,
                     },
                 }
             }
         }
     }
-}
 
-/// Blueflood's answer, read whole.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: Bytes,
+    /// The body holds exactly `points` points.
+    pub fn with_points(mut self, points: usize) -> Self {
+        self.points = points;
+        self
+    }
 }
 
 /// The request did not get an answer.
@@ -85,6 +96,8 @@ pub trait Transport: Send + Sync {
 pub struct HttpTransport {
     client: reqwest::Client,
     url: url::Url,
+    /// Blueflood repeats the tenant in every error it lists.
+    tenant_len: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +121,15 @@ impl HttpTransport {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .pool_max_idle_per_host(settings.concurrency)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("blueflood-forward/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::Client(e.to_string()))?;
-        Ok(Self { client, url })
+        Ok(Self {
+            client,
+            url,
+            tenant_len: settings.tenant.len(),
+        })
     }
 
     pub fn url(&self) -> &url::Url {
@@ -149,11 +167,21 @@ impl Transport for HttpTransport {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| blueflood::parse_retry_after(v, SystemTime::now()));
-            let body = resp.bytes().await.map_err(map_err)?;
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| excerpt(v.as_bytes(), EXCERPT_CHARS));
+            let limit =
+                blueflood::answer_limit(status, body.json.len(), body.points, self.tenant_len);
+            let (body, complete) = read_limited(resp, limit, blueflood::OTHER_ANSWER_LIMIT)
+                .await
+                .map_err(map_err)?;
             Ok(Answer {
                 status,
                 retry_after,
                 body,
+                complete,
+                location,
             })
         })
     }
@@ -201,11 +229,7 @@ impl Transport for DryRunTransport {
                 .and_then(|()| stdout.write_all(b"\n"))
                 .and_then(|()| stdout.flush())
                 .map_err(|e| SendError::Other(format!("stdout: {e}")))?;
-            Ok(Answer {
-                status: 200,
-                retry_after: None,
-                body: Bytes::new(),
-            })
+            Ok(Answer::empty(200))
         })
     }
 }

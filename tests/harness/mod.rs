@@ -50,6 +50,7 @@ pub fn settings(blueflood_url: &str) -> Settings {
             request_timeout: Duration::from_secs(2),
             retry_initial: Duration::from_millis(10),
             retry_max: Duration::from_millis(200),
+            retry_after_max: Duration::from_secs(2),
         },
         auth: None,
         shutdown_timeout: Duration::from_secs(10),

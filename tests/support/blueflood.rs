@@ -5,7 +5,14 @@
 //! status codes, error body shape, 1 MiB post-decompression limit, collectionTime window, upsert
 //! storage), plus the knobs the forwarder's integration tests need to provoke every answer a real
 //! Blueflood (or the identity/rate-limit layer in front of it) can give: queued faults, a "down"
-//! switch that keeps the port, poison metric names, an overridable clock, token checks and delays.
+//! switch that keeps the port, poison metric names, an overridable clock, token checks and delays;
+//! and what a server in its place can answer: any status with any headers and body (a proxy's
+//! 400 page, a redirect, a huge `Retry-After`), bodies of any size or endless, and one answer for
+//! every request (`set_blanket`).
+//!
+//! This file holds the double's API, its state and the fault handling; `blueflood/contract.rs`
+//! Blueflood's own decision order, `blueflood/conn.rs` the TCP side, `blueflood/hostile.rs` the
+//! generated bodies.
 //!
 //! The server is hand-rolled on hyper-util's auto builder (HTTP/1.1 keep-alive and h2c prior
 //! knowledge) rather than an axum `Router`, because the contract's decision order (413 before
@@ -13,29 +20,26 @@
 //! TCP connection itself.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
-use std::io::Read;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use serde::Serialize;
-use serde_json::{Map, Value};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::keystone::{KeystoneDouble, KeystoneShared};
+
+mod conn;
+mod contract;
+mod hostile;
+
+use conn::{ConnControl, accept_loop};
+use contract::{Answer, Decoded, decode_body, normal};
 
 /// Blueflood's body limit, measured after decompression.
 pub const MAX_BODY: usize = 1_048_576;
@@ -77,6 +81,20 @@ pub enum Fault {
     Delay(Duration),
     /// Handle normally but answer 202 "Timed out persisting metrics" where 200/207 was due.
     Accepted202,
+    /// Answer `status` with these headers and this body, store nothing: what a proxy, a
+    /// redirecting load balancer or a maintenance page in front of Blueflood answers.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Answer `status` with a generated body of `len` bytes, never held in memory (`None`: a
+    /// chunked body that never ends). With `store`, the points are first stored as normal.
+    Stream {
+        status: u16,
+        len: Option<u64>,
+        store: bool,
+    },
 }
 
 /// One request as the double saw it. `status` is 0 when the connection was reset instead.
@@ -111,6 +129,8 @@ struct State {
     writes: usize,
     requests: Vec<RequestRecord>,
     faults: VecDeque<Fault>,
+    /// What every request gets once the queued faults are used up (until cleared).
+    blanket: Option<Fault>,
     now_ms: Option<i64>,
     auth: Auth,
     reject_names: HashSet<String>,
@@ -162,6 +182,7 @@ impl BluefloodDouble {
                 writes: 0,
                 requests: Vec::new(),
                 faults: VecDeque::new(),
+                blanket: None,
                 now_ms: None,
                 auth: Auth::Open,
                 reject_names: HashSet::new(),
@@ -216,6 +237,22 @@ impl BluefloodDouble {
         self.shared.lock().faults.push_back(fault);
     }
 
+    /// Some(f): every request not taken by a queued fault gets `f` (it is not used up), as from
+    /// a proxy that answers everything the same way. None: normal handling again.
+    pub fn set_blanket(&self, fault: Option<Fault>) {
+        self.shared.lock().blanket = fault;
+    }
+
+    /// How many requests got `status` so far.
+    pub fn answered(&self, status: u16) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
+    }
+
     /// While down, every connection (new or pooled) is reset without an HTTP answer; the
     /// listener stays bound so the port is the same when the double comes back up.
     pub fn set_down(&self, down: bool) {
@@ -263,182 +300,6 @@ impl BluefloodDouble {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        if *shared.down.borrow() {
-            shared.lock().refused_connections += 1;
-            // RST instead of FIN: the client sees "connection reset", as with a dead backend.
-            let _ = stream.set_zero_linger();
-            drop(stream);
-            continue;
-        }
-        tokio::spawn(serve_connection(stream, shared.clone()));
-    }
-}
-
-/// Per-connection control shared with the request handler, so a `Reset` fault can abort the
-/// TCP connection that carried the request.
-struct ConnControl {
-    kill: Arc<AtomicBool>,
-    abort: Notify,
-}
-
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let kill = Arc::new(AtomicBool::new(false));
-    let control = Arc::new(ConnControl {
-        kill: kill.clone(),
-        abort: Notify::new(),
-    });
-    let io = TokioIo::new(KillableStream {
-        inner: stream,
-        kill: kill.clone(),
-    });
-    let svc_shared = shared.clone();
-    let svc_control = control.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let shared = svc_shared.clone();
-        let control = svc_control.clone();
-        async move { Ok::<_, Infallible>(handle(shared, control, req).await) }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(io, service);
-    let mut down_rx = shared.down.subscribe();
-    tokio::select! {
-        _ = conn => {}
-        _ = control.abort.notified() => {}
-        _ = down_rx.wait_for(|down| *down) => kill.store(true, Ordering::SeqCst),
-    }
-    // Dropping `conn` here drops the stream; KillableStream turns that into an RST when asked.
-}
-
-/// TcpStream that is closed with SO_LINGER 0 (RST) when `kill` is set at drop time.
-struct KillableStream {
-    inner: TcpStream,
-    kill: Arc<AtomicBool>,
-}
-
-impl Drop for KillableStream {
-    fn drop(&mut self) {
-        if self.kill.load(Ordering::SeqCst) {
-            let _ = self.inner.set_zero_linger();
-        }
-    }
-}
-
-impl AsyncRead for KillableStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for KillableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// The answer to one request, before it becomes an HTTP response.
-struct Answer {
-    status: u16,
-    body: String,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl Answer {
-    fn empty(status: u16) -> Answer {
-        Answer {
-            status,
-            body: String::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    fn errors(status: u16, errors: Vec<ErrorData>) -> Answer {
-        Answer {
-            status,
-            body: serde_json::to_string(&ErrorResponse { errors }).expect("serialize errors"),
-            headers: Vec::new(),
-        }
-    }
-
-    /// A request-level error with a single message (no point attached).
-    fn message(status: u16, tenant: &str, message: &str) -> Answer {
-        Answer::errors(
-            status,
-            vec![ErrorData {
-                tenant_id: tenant.to_string(),
-                timestamp: None,
-                metric_name: String::new(),
-                source: None,
-                message: message.to_string(),
-            }],
-        )
-    }
-
-    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    fn into_response(self) -> Response<Body> {
-        // Deliberately no Content-Type: Blueflood sends none, and the client must not need one.
-        let mut builder = Response::builder().status(self.status);
-        for (name, value) in self.headers {
-            builder = builder.header(name, value);
-        }
-        builder.body(Body::from(self.body)).expect("valid response")
-    }
-}
-
-/// Blueflood's error body element; field order follows the contract page.
-#[derive(Serialize, Debug, Clone)]
-struct ErrorData {
-    #[serde(rename = "tenantId")]
-    tenant_id: String,
-    timestamp: Option<i64>,
-    #[serde(rename = "metricName")]
-    metric_name: String,
-    source: Option<&'static str>,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct ErrorResponse {
-    errors: Vec<ErrorData>,
-}
-
 fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers()
         .get(name)
@@ -450,7 +311,10 @@ async fn handle(
     control: Arc<ConnControl>,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let fault = shared.lock().faults.pop_front();
+    let fault = {
+        let mut st = shared.lock();
+        st.faults.pop_front().or_else(|| st.blanket.clone())
+    };
     let mut record = RequestRecord {
         status: 0,
         content_encoding: header(&req, "content-encoding"),
@@ -480,7 +344,7 @@ async fn handle(
     match &decoded {
         Decoded::Ok(bytes) => {
             record.decompressed_len = bytes.len();
-            record.points = serde_json::from_slice::<Value>(bytes)
+            record.points = serde_json::from_slice::<serde_json::Value>(bytes)
                 .ok()
                 .and_then(|v| v.as_array().map(Vec::len))
                 .unwrap_or(0);
@@ -506,6 +370,24 @@ async fn handle(
         Some(Fault::Delay(d)) => {
             let a = normal(&shared, &parts, accept.as_deref(), &decoded, &record, false);
             (Some(a), false, Some(d))
+        }
+        Some(Fault::Respond {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut a = Answer::empty(status);
+            a.headers = headers;
+            a.body = body;
+            (Some(a), false, None)
+        }
+        Some(Fault::Stream { status, len, store }) => {
+            if store {
+                let _ = normal(&shared, &parts, accept.as_deref(), &decoded, &record, false);
+            }
+            let mut a = Answer::empty(status);
+            a.filler = Some(len);
+            (Some(a), false, None)
         }
         Some(Fault::Accepted202) => {
             let a = normal(&shared, &parts, accept.as_deref(), &decoded, &record, true);
@@ -541,354 +423,4 @@ async fn handle(
             std::future::pending().await
         }
     }
-}
-
-enum Decoded {
-    Ok(Vec<u8>),
-    TooLarge,
-    Corrupt,
-}
-
-/// Inflates gzip/deflate bodies, reading at most MAX_BODY + 1 bytes so a decompression bomb
-/// costs us 1 MiB, not whatever it expands to.
-fn decode_body(raw: &Bytes, encoding: Option<&str>) -> Decoded {
-    let limit = MAX_BODY as u64 + 1;
-    let mut out = Vec::new();
-    let enc = encoding.map(|e| e.trim().to_ascii_lowercase());
-    let result = match enc.as_deref() {
-        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
-            .take(limit)
-            .read_to_end(&mut out),
-        Some("deflate") => {
-            // HTTP "deflate" is zlib-wrapped, but servers (Netty included) accept raw deflate too.
-            let zlib = flate2::read::ZlibDecoder::new(&raw[..])
-                .take(limit)
-                .read_to_end(&mut out);
-            if zlib.is_err() {
-                out.clear();
-                flate2::read::DeflateDecoder::new(&raw[..])
-                    .take(limit)
-                    .read_to_end(&mut out)
-            } else {
-                zlib
-            }
-        }
-        // identity or unknown encodings pass through untouched, as Netty's decompressor does.
-        _ => {
-            out.extend_from_slice(&raw[..raw.len().min(limit as usize)]);
-            Ok(out.len())
-        }
-    };
-    match result {
-        Err(_) => Decoded::Corrupt,
-        Ok(_) if out.len() > MAX_BODY => Decoded::TooLarge,
-        Ok(_) => Decoded::Ok(out),
-    }
-}
-
-enum Route {
-    Single(String),
-    Multi(String),
-}
-
-fn route(path: &str) -> Option<Route> {
-    let rest = path.strip_prefix("/v2.0/")?;
-    let mut segs = rest.split('/');
-    let tenant = segs.next()?;
-    if tenant.is_empty() || segs.next()? != "ingest" {
-        return None;
-    }
-    // A trailing slash yields an extra "" segment, which is (correctly) a 404.
-    match (segs.next(), segs.next()) {
-        (None, _) => Some(Route::Single(tenant.to_string())),
-        (Some("multi"), None) => Some(Route::Multi(tenant.to_string())),
-        _ => None,
-    }
-}
-
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT",
-];
-
-/// Normal handling: authentication (the identity layer in front), then Blueflood's decision
-/// order from the contract page. Stores the valid points.
-fn normal(
-    shared: &Shared,
-    parts: &hyper::http::request::Parts,
-    accept: Option<&str>,
-    decoded: &Decoded,
-    record: &RequestRecord,
-    timed_out_persisting: bool,
-) -> Answer {
-    // Identity layer (Repose) sits in front of Blueflood: it answers before Blueflood sees anything.
-    {
-        let st = shared.lock();
-        let ok = match &st.auth {
-            Auth::Open => true,
-            Auth::Token(t) => record.auth_token.as_deref() == Some(t.as_str()),
-            Auth::Keystone(ks) => record
-                .auth_token
-                .as_deref()
-                .is_some_and(|t| ks.token_is_valid(t)),
-        };
-        if !ok {
-            return Answer::empty(401);
-        }
-    }
-
-    // 1. Size (and undecodable bodies, which Netty's decompressor fails as a bad request).
-    let body = match decoded {
-        Decoded::TooLarge => return Answer::empty(413).with_header("connection", "close"),
-        Decoded::Corrupt => return Answer::message(400, "", "Cannot parse content"),
-        Decoded::Ok(b) => b,
-    };
-
-    // 2. Media types.
-    if let Some(ct) = record.content_type.as_deref()
-        && !ct.to_ascii_lowercase().contains("application/json")
-    {
-        return Answer::message(415, "", &format!("Unsupported content-type: {ct}"));
-    }
-    if let Some(acc) = accept {
-        let acc_l = acc.to_ascii_lowercase();
-        if !acc_l.trim().is_empty() && !acc_l.contains("*/*") && !acc_l.contains("application/json")
-        {
-            return Answer::message(415, "", &format!("Unsupported accept: {acc}"));
-        }
-    }
-
-    // 3. Routing.
-    let Some(route) = route(parts.uri.path()) else {
-        return Answer::empty(404);
-    };
-    let method = parts.method.as_str();
-    if method != "POST" {
-        if KNOWN_METHODS.contains(&method) {
-            return Answer::empty(405).with_header("allow", "POST");
-        }
-        return Answer::empty(501);
-    }
-    let (url_tenant, multi) = match &route {
-        Route::Single(t) => (t.as_str(), false),
-        Route::Multi(t) => (t.as_str(), true),
-    };
-
-    // 4. Parse.
-    let (now, reject_names) = {
-        let st = shared.lock();
-        (st.now_ms.unwrap_or_else(wall_ms), st.reject_names.clone())
-    };
-    let points = match parse(body, url_tenant, multi, &reject_names) {
-        Ok(p) => p,
-        Err(a) => return a,
-    };
-
-    // 5. Per-point validation.
-    let mut valid = Vec::new();
-    let mut errors = Vec::new();
-    for p in points {
-        let Some(value) = p.value else {
-            // null/missing metricValue: dropped silently, neither stored nor reported.
-            continue;
-        };
-        let mut errs = Vec::new();
-        let err = |source: &'static str, message: &str| ErrorData {
-            tenant_id: p.tenant.clone(),
-            timestamp: Some(p.collection_time),
-            metric_name: p.metric_name.clone(),
-            source: Some(source),
-            message: message.to_string(),
-        };
-        if multi && p.tenant.is_empty() {
-            errs.push(err("tenantId", "may not be empty"));
-        }
-        if p.metric_name.is_empty() {
-            errs.push(err("metricName", "may not be empty"));
-        }
-        let number = match value {
-            PointValue::Number(n) => Some(n),
-            PointValue::NotANumber => {
-                errs.push(err("metricValue", "must be a number"));
-                None
-            }
-        };
-        if p.collection_time < now - MAX_PAST_MS || p.collection_time > now + MAX_FUTURE_MS {
-            errs.push(err(
-                "collectionTime",
-                &format!(
-                    "Out of bounds. Cannot be more than {MAX_PAST_MS} milliseconds into the past. \
-                     Cannot be more than {MAX_FUTURE_MS} milliseconds into the future"
-                ),
-            ));
-        }
-        if !(1..=2_147_483_646).contains(&p.ttl) {
-            errs.push(err("ttlInSeconds", "must be between 1 and 2147483647"));
-        }
-        match (number, errs.is_empty()) {
-            (Some(n), true) => valid.push(StoredPoint {
-                tenant: p.tenant,
-                metric_name: p.metric_name,
-                collection_time: p.collection_time,
-                metric_value: n,
-                ttl_in_seconds: p.ttl,
-                unit: p.unit,
-            }),
-            _ => errors.extend(errs),
-        }
-    }
-
-    // 6. Nothing valid.
-    if valid.is_empty() {
-        if errors.is_empty() {
-            return Answer::message(400, url_tenant, "No valid metrics");
-        }
-        return Answer::errors(400, errors);
-    }
-
-    // 7. Persist (upsert).
-    {
-        let mut st = shared.lock();
-        for p in valid {
-            st.writes += 1;
-            let key = (p.tenant.clone(), p.metric_name.clone(), p.collection_time);
-            match st.index.get(&key).copied() {
-                Some(i) => st.stored[i] = p,
-                None => {
-                    let i = st.stored.len();
-                    st.stored.push(p);
-                    st.index.insert(key, i);
-                }
-            }
-        }
-    }
-    shared.stored_changed.notify_waiters();
-    if timed_out_persisting {
-        return Answer::message(202, url_tenant, "Timed out persisting metrics");
-    }
-
-    // 8. Partial or full success.
-    if errors.is_empty() {
-        Answer::empty(200)
-    } else {
-        Answer::errors(207, errors)
-    }
-}
-
-enum PointValue {
-    Number(f64),
-    /// A string, bool, array or object: a per-point error, not a parse failure.
-    NotANumber,
-}
-
-struct ParsedPoint {
-    tenant: String,
-    metric_name: String,
-    value: Option<PointValue>,
-    collection_time: i64,
-    ttl: i64,
-    unit: Option<String>,
-}
-
-fn cannot_parse(tenant: &str) -> Answer {
-    Answer::message(400, tenant, "Cannot parse content")
-}
-
-/// Step 4: whole-request parse failures. Jackson-style leniencies (coercing "123" to a long,
-/// truncating floats) are deliberately NOT modelled: the double is strict so client bugs surface.
-fn parse(
-    body: &[u8],
-    url_tenant: &str,
-    multi: bool,
-    reject_names: &HashSet<String>,
-) -> Result<Vec<ParsedPoint>, Answer> {
-    let failed = || Answer::message(500, url_tenant, "Failed parsing content");
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        // A number serde_json cannot hold in f64 (1e400): Blueflood fails these with 500.
-        Err(e) if e.to_string().contains("number out of range") => return Err(failed()),
-        Err(_) => return Err(cannot_parse(url_tenant)),
-    };
-    let items = match value {
-        Value::Null => return Err(failed()),
-        Value::Array(items) => items,
-        _ => return Err(cannot_parse(url_tenant)),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let obj = match item {
-            Value::Null => return Err(failed()),
-            Value::Object(o) => o,
-            _ => return Err(cannot_parse(url_tenant)),
-        };
-        let p = parse_point(&obj, url_tenant, multi).ok_or_else(|| cannot_parse(url_tenant))?;
-        if reject_names.contains(&p.metric_name) {
-            return Err(cannot_parse(url_tenant));
-        }
-        out.push(p);
-    }
-    Ok(out)
-}
-
-/// None = the point makes the whole request fail to parse.
-fn parse_point(obj: &Map<String, Value>, url_tenant: &str, multi: bool) -> Option<ParsedPoint> {
-    const KEYS: [&str; 5] = [
-        "metricName",
-        "metricValue",
-        "collectionTime",
-        "ttlInSeconds",
-        "unit",
-    ];
-    for k in obj.keys() {
-        if !(KEYS.contains(&k.as_str()) || (multi && k == "tenantId")) {
-            return None;
-        }
-    }
-    let opt_string = |key: &str| -> Option<Option<String>> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Some(None),
-            Some(Value::String(s)) => Some(Some(s.clone())),
-            Some(_) => None,
-        }
-    };
-    // Missing/null primitives default to 0 as Jackson does; validation then rejects them per point.
-    let int = |key: &str| -> Option<i64> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Some(0),
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(_) => None,
-        }
-    };
-    let metric_name = opt_string("metricName")?.unwrap_or_default();
-    let unit = opt_string("unit")?;
-    let tenant = if multi {
-        opt_string("tenantId")?.unwrap_or_default()
-    } else {
-        url_tenant.to_string()
-    };
-    let collection_time = int("collectionTime")?;
-    let ttl = int("ttlInSeconds")?;
-    // ttlInSeconds is a Java int: out of int range fails parsing, and so does exactly i32::MAX.
-    if ttl >= TTL_WHOLE_REQUEST_FAILURE || ttl < i64::from(i32::MIN) {
-        return None;
-    }
-    let value = match obj.get("metricValue") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(PointValue::Number(n.as_f64()?)),
-        Some(_) => Some(PointValue::NotANumber),
-    };
-    Some(ParsedPoint {
-        tenant,
-        metric_name,
-        value,
-        collection_time,
-        ttl,
-        unit,
-    })
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
 }

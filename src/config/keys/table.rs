@@ -404,6 +404,15 @@ pub(crate) static KEYS: &[KeySpec] = &[
         "Longest retry delay",
     ),
     value(
+        "retry_after_max",
+        None,
+        Some("120"),
+        "SECONDS",
+        Seconds,
+        Delivery,
+        "Longest wait a server's Retry-After can impose; a longer one is cut to this (and logged)",
+    ),
+    value(
         "max_frame_bytes",
         None,
         Some("1048576"),
