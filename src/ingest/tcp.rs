@@ -161,8 +161,10 @@ impl<'a> Connection<'a> {
             }
             self.flush().await;
             self.read.make_room();
-            // What was decoded is flushed: closing here loses no point.
-            if self.slot.hold(self.read.held()) {
+            // What was decoded is flushed: closing here loses no point. Checked before every
+            // read, so a connection told to close while it had data waiting stops now rather
+            // than when `select!` happens to pick the signal.
+            if self.slot.hold(self.read.held()) || self.slot.closing().is_cancelled() {
                 break;
             }
             let closing = self.slot.closing().clone();
