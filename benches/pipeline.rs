@@ -77,6 +77,7 @@ fn normalizer() -> Normalizer {
         max_name_bytes: 4096,
         max_connections: 10,
         idle_timeout: Duration::from_secs(60),
+        partial_frame_bytes: 64 << 20,
     })
 }
 

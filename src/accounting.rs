@@ -1,11 +1,13 @@
 //! The ledger: one set of counters the whole program shares, so that every datapoint that
-//! entered is either delivered, dropped with a named reason, buffered, or in flight.
+//! entered is either delivered, dropped with a named reason, waiting for room, buffered, in
+//! flight or spooled.
 //!
-//! Invariant (checked by the tests at quiescence):
-//! `received + recovered = delivered + dropped (all reasons) + buffered + in_flight + spooled`,
-//! where `recovered` counts the points found in the disk spool at start (written by an earlier
-//! run) and `spooled` the points on disk not yet read back for delivery.
-//! Moves between the last five are made by the component that owns the points, with
+//! Invariant (checked by the tests at quiescence): `received + recovered = delivered +
+//! dropped (all reasons) + waiting_for_room + buffered + in_flight + spooled`, where
+//! `recovered` counts the points found in the disk spool at start (written by an earlier run),
+//! `waiting_for_room` the points a connection has decoded and waits to push into a full buffer
+//! (`--buffer-policy block`), and `spooled` the points on disk not yet read back for delivery.
+//! Moves between the last six are made by the component that owns the points, with
 //! `Ordering::Relaxed` increments: a snapshot taken while points move may be off by the points
 //! in motion, never at rest.
 
@@ -131,6 +133,16 @@ pub struct Ledger {
     connections_open: AtomicU64,
     connections_idle_closed: AtomicU64,
     requests_in_flight: AtomicU64,
+    /// Decoded by a connection, waiting for room in the buffer (policy `block`).
+    waiting_points: AtomicU64,
+    /// Connections closed to make room for a new one at `max_connections`.
+    connections_idle_evicted: AtomicU64,
+    /// Connections closed because incomplete frames over all connections held more than
+    /// `partial_frame_bytes`.
+    connections_partial_frame_closed: AtomicU64,
+    /// Bytes of incomplete frames and lines held by all connections now, and the bound.
+    partial_frame_bytes: AtomicU64,
+    partial_frame_limit: AtomicU64,
     /// Unix milliseconds of the last request Blueflood stored (0 = never).
     last_success_ms: AtomicU64,
     /// The last delivery failure (redacted: status and transport errors only) and when.
@@ -301,6 +313,52 @@ impl Ledger {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn connection_idle_evicted(&self) {
+        self.connections_idle_evicted
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_partial_frame_closed(&self) {
+        self.connections_partial_frame_closed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decoded points a connection could not push yet: it waits for room in the buffer.
+    pub fn waiting_for_room(&self, n: u64) {
+        self.waiting_points.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Points that waited for room entered the buffer.
+    pub fn waiting_to_buffered(&self, points: u64, bytes: u64) {
+        self.buffered(points, bytes);
+        self.waiting_points.fetch_sub(points, Ordering::Relaxed);
+    }
+
+    /// Points that waited for room stopped waiting without entering the buffer: the caller
+    /// counts them dropped (the buffer closed at the shutdown deadline).
+    pub fn waiting_released(&self, n: u64) {
+        self.waiting_points.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The bound on bytes held in incomplete frames (`partial_frame_bytes`), for `/status`.
+    pub fn set_partial_frame_limit(&self, bytes: u64) {
+        self.partial_frame_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A connection now holds `add` more and `sub` fewer bytes of incomplete input; returns
+    /// the total held by all connections after the change.
+    pub fn partial_frame_held(&self, add: u64, sub: u64) -> u64 {
+        if add >= sub {
+            self.partial_frame_bytes
+                .fetch_add(add - sub, Ordering::Relaxed)
+                .saturating_add(add - sub)
+        } else {
+            self.partial_frame_bytes
+                .fetch_sub(sub - add, Ordering::Relaxed)
+                .saturating_sub(sub - add)
+        }
+    }
+
     pub fn snapshot(&self) -> LedgerSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         LedgerSnapshot {
@@ -325,6 +383,11 @@ impl Ledger {
             connections_open: load(&self.connections_open),
             connections_idle_closed: load(&self.connections_idle_closed),
             requests_in_flight: load(&self.requests_in_flight),
+            waiting_points: load(&self.waiting_points),
+            connections_idle_evicted: load(&self.connections_idle_evicted),
+            connections_partial_frame_closed: load(&self.connections_partial_frame_closed),
+            partial_frame_bytes: load(&self.partial_frame_bytes),
+            partial_frame_limit: load(&self.partial_frame_limit),
         }
     }
 }
@@ -357,6 +420,13 @@ pub struct LedgerSnapshot {
     pub connections_open: u64,
     pub connections_idle_closed: u64,
     pub requests_in_flight: u64,
+    /// Decoded by a connection, waiting for room in the buffer (policy `block`).
+    pub waiting_points: u64,
+    pub connections_idle_evicted: u64,
+    pub connections_partial_frame_closed: u64,
+    /// Bytes held in incomplete frames and lines now, and their bound.
+    pub partial_frame_bytes: u64,
+    pub partial_frame_limit: u64,
 }
 
 impl LedgerSnapshot {
@@ -382,11 +452,13 @@ impl LedgerSnapshot {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// `received + recovered = delivered + dropped + buffered + in_flight + spooled`.
+    /// `received + recovered = delivered + dropped + waiting_for_room + buffered +
+    /// in_flight + spooled`.
     pub fn balanced(&self) -> bool {
         self.received() + self.recovered
             == self.delivered
                 + self.dropped_total()
+                + self.waiting_points
                 + self.buffered_points
                 + self.in_flight_points
                 + self.spooled_points

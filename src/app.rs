@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +35,7 @@ use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, Trans
 use crate::forward::{DeliveryContext, Flusher};
 use crate::health::{BEAT_EVERY, Health};
 use crate::ingest::bind::{self, BindError};
+use crate::ingest::conn_registry::ConnRegistry;
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
 use crate::spool::drain::Drainer;
@@ -390,10 +390,15 @@ impl Starting {
             settings: settings.ingest.clone(),
             ledger: ledger.clone(),
             buffer: buffer.clone(),
-            logs,
+            logs: logs.clone(),
             stop_draining: abort.clone(),
         });
-        let connections = Arc::new(Semaphore::new(settings.ingest.max_connections));
+        let connections = Arc::new(ConnRegistry::new(
+            settings.ingest.max_connections,
+            settings.ingest.partial_frame_bytes,
+            ledger.clone(),
+            logs,
+        ));
         let listeners = TaskTracker::new();
         for (protocol, l) in tcp_listeners {
             listeners.spawn(tcp::serve(

@@ -73,6 +73,8 @@ pub struct LogLimits {
     /// `DeliveryRetry` with a [`Refusal`], per kind.
     delivery_refused: [RateLimit; Refusal::ALL.len()],
     retry_after_capped: RateLimit,
+    connection_evicted: RateLimit,
+    partial_frame_closed: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -91,6 +93,8 @@ impl Default for LogLimits {
             spool_full_refused: every(10),
             delivery_refused: std::array::from_fn(|_| every(10)),
             retry_after_capped: every(10),
+            connection_evicted: every(10),
+            partial_frame_closed: every(10),
         }
     }
 }
@@ -177,6 +181,52 @@ impl ConnectionIdle {
                 idle_s = self.idle.as_secs_f64(),
                 suppressed,
                 "closing connection: no complete frame or line within the idle timeout"
+            );
+        }
+    }
+}
+
+/// A connection closed to make room for a new one at `max_connections`: of those not busy
+/// pushing points, the one whose last complete frame or line is oldest.
+pub struct ConnectionEvicted {
+    pub peer: SocketAddr,
+    pub idle: Duration,
+    pub limit: usize,
+}
+
+impl ConnectionEvicted {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.connection_idle_evicted();
+        if let Some(suppressed) = limits.connection_evicted.check() {
+            tracing::info!(
+                peer = %self.peer,
+                idle_s = self.idle.as_secs_f64(),
+                limit = self.limit,
+                suppressed,
+                "closing the connection idle longest: connection limit reached and a new sender came"
+            );
+        }
+    }
+}
+
+/// A connection closed because incomplete frames and lines over all connections held more
+/// than `partial_frame_bytes`, and it held the most. What it had decoded is already buffered.
+pub struct ConnectionOverBudget {
+    pub peer: SocketAddr,
+    pub held: u64,
+    pub limit: u64,
+}
+
+impl ConnectionOverBudget {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.connection_partial_frame_closed();
+        if let Some(suppressed) = limits.partial_frame_closed.check() {
+            tracing::warn!(
+                peer = %self.peer,
+                held_bytes = self.held,
+                limit_bytes = self.limit,
+                suppressed,
+                "closing connection: incomplete frames over all connections above partial_frame_bytes, and it holds the most"
             );
         }
     }
@@ -482,6 +532,8 @@ mod tests {
             &l.spool_evicted,
             &l.spool_full_refused,
             &l.retry_after_capped,
+            &l.connection_evicted,
+            &l.partial_frame_closed,
         ] {
             assert_eq!(limit.check(), Some(0));
         }

@@ -85,6 +85,7 @@ fn defaults_of_new_settings() {
     assert_eq!(c.ingest.max_name_bytes, 4_096);
     assert_eq!(c.ingest.max_connections, 1_024);
     assert_eq!(c.ingest.idle_timeout, secs(300.0));
+    assert_eq!(c.ingest.partial_frame_bytes, 64 << 20);
     assert_eq!(c.ingest.max_past, secs(259_200.0));
     assert_eq!(c.ingest.max_future, secs(600.0));
     assert_eq!(c.forward.connect_timeout, secs(5.0));
@@ -229,6 +230,8 @@ fn new_flags() {
         "7",
         "--idle-timeout",
         "1.5",
+        "--partial-frame-bytes",
+        "1MiB",
         "--max-past",
         "60",
         "--max-future",
@@ -263,6 +266,7 @@ fn new_flags() {
     assert_eq!(c.ingest.max_name_bytes, 50);
     assert_eq!(c.ingest.max_connections, 7);
     assert_eq!(c.ingest.idle_timeout, secs(1.5));
+    assert_eq!(c.ingest.partial_frame_bytes, 1 << 20);
     assert_eq!(c.ingest.max_past, secs(60.0));
     assert_eq!(c.ingest.max_future, secs(1.0));
     assert_eq!(c.forward.connect_timeout, secs(0.5));
@@ -565,6 +569,22 @@ fn each_validation_names_the_key_and_the_value() {
         (&["--max-line-bytes", "0"], "max_line_bytes", "0"),
         (&["--max-name-bytes", "0"], "max_name_bytes", "0"),
         (&["--max-connections", "0"], "max_connections", "0"),
+        (
+            &["--partial-frame-bytes", "1000"],
+            "partial_frame_bytes",
+            "1000",
+        ),
+        // A budget that cannot hold one whole frame of the largest size allowed.
+        (
+            &["--max-frame-bytes", "1MiB", "--partial-frame-bytes", "1MiB"],
+            "partial_frame_bytes",
+            "1MiB",
+        ),
+        (
+            &["--max-frame-bytes", "128MiB"],
+            "partial_frame_bytes",
+            "67108864",
+        ),
         (&["--log-format", "xml"], "log_format", "xml"),
         (&["--log-level", "[[["], "log_level", "[[["),
         (&["--auth-url", "keystone"], "auth_url", "keystone"),

@@ -79,14 +79,16 @@ pub struct LedgerStatus {
     pub delivered: u64,
     pub dropped: BTreeMap<&'static str, u64>,
     pub dropped_total: u64,
+    /// Decoded by a connection that waits for room in the buffer (`--buffer-policy block`).
+    pub waiting_for_room: u64,
     pub buffered: u64,
     pub in_flight: u64,
     pub spooled: u64,
     /// Datapoints found in the spool at start (an earlier run's).
     pub recovered: u64,
     pub bad_input: BTreeMap<&'static str, u64>,
-    /// `received + recovered = delivered + dropped_total + buffered + in_flight + spooled`
-    /// (while nothing moves).
+    /// `received + recovered = delivered + dropped_total + waiting_for_room + buffered +
+    /// in_flight + spooled` (while nothing moves).
     pub balanced: bool,
 }
 
@@ -96,6 +98,13 @@ pub struct ConnectionStatus {
     pub accepted: u64,
     pub refused: u64,
     pub idle_closed: u64,
+    /// Closed to make room for a new connection at the limit (the one idle longest).
+    pub idle_evicted: u64,
+    /// Bytes of incomplete frames and lines held by all connections, and their bound.
+    pub partial_frame_bytes: u64,
+    pub partial_frame_limit_bytes: u64,
+    /// Closed because incomplete frames went over the bound and they held the most.
+    pub partial_frame_closed: u64,
 }
 
 impl Status {
@@ -172,6 +181,7 @@ impl Status {
                 delivered: l.delivered,
                 dropped: l.dropped.iter().map(|(r, n)| (r.label(), *n)).collect(),
                 dropped_total: l.dropped_total(),
+                waiting_for_room: l.waiting_points,
                 buffered: l.buffered_points,
                 in_flight: l.in_flight_points,
                 spooled: l.spooled_points,
@@ -184,6 +194,10 @@ impl Status {
                 accepted: l.connections_accepted,
                 refused: l.connections_refused,
                 idle_closed: l.connections_idle_closed,
+                idle_evicted: l.connections_idle_evicted,
+                partial_frame_bytes: l.partial_frame_bytes,
+                partial_frame_limit_bytes: l.partial_frame_limit,
+                partial_frame_closed: l.connections_partial_frame_closed,
             },
             auth,
         }

@@ -123,7 +123,8 @@ impl Buffer {
     }
 
     /// Moves as many of `points` (front first) as fit into the buffer; returns how many.
-    fn push_some(&self, points: &mut VecDeque<Datapoint>, now: Instant) -> usize {
+    /// `waiting`: the points are counted as waiting for room, and leave that state.
+    fn push_some(&self, points: &mut VecDeque<Datapoint>, now: Instant, waiting: bool) -> usize {
         let mut inner = self.lock();
         if inner.closed {
             return 0;
@@ -146,7 +147,11 @@ impl Buffer {
         }
         drop(inner);
         if n > 0 {
-            self.ledger.buffered(n as u64, bytes as u64);
+            if waiting {
+                self.ledger.waiting_to_buffered(n as u64, bytes as u64);
+            } else {
+                self.ledger.buffered(n as u64, bytes as u64);
+            }
             self.data_ready.notify_one();
         }
         n
@@ -155,7 +160,7 @@ impl Buffer {
     /// Pushes without ever waiting: what does not fit is dropped as `buffer_full`.
     pub fn try_push(&self, points: Vec<Datapoint>) -> PushOutcome {
         let mut points = VecDeque::from(points);
-        let accepted = self.push_some(&mut points, Instant::now());
+        let accepted = self.push_some(&mut points, Instant::now(), false);
         let dropped = points.len();
         let reason = (dropped > 0).then(|| {
             if self.is_closed() {
@@ -172,20 +177,22 @@ impl Buffer {
     }
 
     /// Pushes according to the policy: `drop_newest` as [`Buffer::try_push`]; `block` waits
-    /// for room. Points still held when the buffer closes (shutdown deadline) are dropped as
-    /// `shutdown_timeout`.
+    /// for room, the points that do not fit counted as waiting for room meanwhile (a ledger
+    /// state: received, not yet buffered). Points still held when the buffer closes (shutdown
+    /// deadline) are dropped as `shutdown_timeout`.
     pub async fn push(&self, points: Vec<Datapoint>) -> PushOutcome {
         if self.policy == BufferPolicy::DropNewest {
             return self.try_push(points);
         }
         let mut points = VecDeque::from(points);
         let mut accepted = 0;
+        let mut waiting = false;
         loop {
             // Register interest before trying, so room freed in between is not missed.
             let room = self.room_ready.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            accepted += self.push_some(&mut points, Instant::now());
+            accepted += self.push_some(&mut points, Instant::now(), waiting);
             if points.is_empty() {
                 return PushOutcome {
                     accepted,
@@ -194,11 +201,18 @@ impl Buffer {
                 };
             }
             if self.is_closed() {
+                if waiting {
+                    self.ledger.waiting_released(points.len() as u64);
+                }
                 return PushOutcome {
                     accepted,
                     dropped: points.len(),
                     reason: Some(DropReason::ShutdownTimeout),
                 };
+            }
+            if !waiting {
+                self.ledger.waiting_for_room(points.len() as u64);
+                waiting = true;
             }
             room.await;
         }
@@ -390,6 +404,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn points_a_blocked_pusher_holds_are_counted_waiting_for_room() {
+        let ledger = Arc::new(Ledger::default());
+        let cost = pt("a").buffer_cost();
+        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
+        ledger.received(crate::config::settings::Protocol::Pickle, 3);
+        let pusher = {
+            let buf = buf.clone();
+            tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
+        };
+        while ledger.snapshot().waiting_points == 0 {
+            tokio::task::yield_now().await;
+        }
+        let s = ledger.snapshot();
+        assert_eq!((s.buffered_points, s.waiting_points), (1, 2));
+        assert!(s.balanced(), "{s:?}");
+        let mut taken = Vec::new();
+        while taken.len() < 3 {
+            buf.take(1, &mut taken);
+            tokio::task::yield_now().await;
+        }
+        pusher.await.expect("pusher");
+        let s = ledger.snapshot();
+        assert_eq!((s.waiting_points, s.in_flight_points), (0, 3));
+        assert!(s.balanced(), "{s:?}");
+    }
+
+    #[tokio::test]
     async fn close_releases_blocked_pushers_and_reports_what_they_held() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
@@ -412,7 +453,9 @@ mod tests {
                 reason: Some(DropReason::ShutdownTimeout)
             }
         );
-        // The buffer counted the one it held; the pusher's caller counts its two.
+        // The buffer counted the one it held; the pusher's caller counts its two, which no
+        // longer wait.
+        assert_eq!(ledger.snapshot().waiting_points, 0);
         ledger.dropped(DropReason::ShutdownTimeout, 2);
         let s = ledger.snapshot();
         assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3);

@@ -94,6 +94,9 @@ pub struct IngestSettings {
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed (slowloris guard).
     pub idle_timeout: Duration,
+    /// Bytes of incomplete frames and lines all connections may hold together; above it the
+    /// connections holding the most are closed.
+    pub partial_frame_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,10 @@ use super::settings::{
 
 /// Below this a buffer cannot hold even a handful of full batches.
 pub(crate) const MIN_BUFFER_BYTES: u64 = 64 * 1024;
+/// Two ordinary carbon-relay frames (500 points, about 30 KiB each) arriving at once.
+pub(crate) const MIN_PARTIAL_FRAME_BYTES: u64 = 64 * 1024;
+/// The bytes of a pickle frame's length header.
+const PICKLE_HEADER_BYTES: usize = 4;
 /// Room for a few segments of the smallest size and one request-sized record.
 pub(crate) const MIN_SPOOL_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -304,7 +308,22 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         max_name_bytes: v.size("max_name_bytes", 1, u64::MAX)?,
         max_connections: v.count("max_connections", 1, u64::MAX)?,
         idle_timeout: v.seconds("idle_timeout")?,
+        partial_frame_bytes: v.size("partial_frame_bytes", MIN_PARTIAL_FRAME_BYTES, u64::MAX)?,
     };
+    // One connection alone may hold the largest frame (with its header) or line it is allowed
+    // to send: a smaller budget would close every sender of one.
+    let one_input =
+        (ingest.max_frame_bytes.saturating_add(PICKLE_HEADER_BYTES)).max(ingest.max_line_bytes);
+    if ingest.partial_frame_bytes < one_input {
+        let (spec, entry) = v.required("partial_frame_bytes")?;
+        return Err(invalid(
+            spec,
+            entry,
+            format!(
+                "at least max_frame_bytes + 4 and max_line_bytes ({one_input} bytes): one connection may hold a whole frame or line"
+            ),
+        ));
+    }
 
     let buffer = BufferSettings {
         max_bytes: v.size("buffer_bytes", MIN_BUFFER_BYTES, u64::MAX)?,

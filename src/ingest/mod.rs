@@ -6,6 +6,8 @@
 //! input refused as a whole (bad frame, overlong line) is counted as bad input.
 
 pub mod bind;
+pub mod conn_registry;
+pub mod framing;
 pub mod normalize;
 pub mod tcp;
 pub mod udp;

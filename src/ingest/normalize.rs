@@ -88,6 +88,7 @@ mod tests {
             max_name_bytes: 4096,
             max_connections: 10,
             idle_timeout: Duration::from_secs(60),
+            partial_frame_bytes: 64 << 20,
         }
     }
 

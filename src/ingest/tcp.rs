@@ -1,27 +1,31 @@
 //! TCP listeners and their connections, for pickle frames and for lines.
 //!
-//! Bounds: `max_connections` open connections over all listeners (more are accepted and closed
-//! at once, counted); a pickle length header above `max_frame_bytes` closes the connection
-//! before the frame is read (its stream can no longer be trusted to be in sync); a line above
-//! `max_line_bytes` is skipped up to its newline; a connection that completes no frame or line
-//! for `idle_timeout` (silent, or trickling bytes) is closed and counted. At shutdown the
+//! Bounds: `max_connections` open connections over all listeners (at the limit a new one makes
+//! room by closing the connection idle longest, counted; it is refused, counted, only when
+//! every connection is busy pushing points); `partial_frame_bytes` of incomplete frames and
+//! lines over all connections (above it the connections holding the most are closed, counted;
+//! both in [`super::conn_registry`]); a pickle length header above `max_frame_bytes` closes the
+//! connection before the frame is read (its stream can no longer be trusted to be in sync); a
+//! line above `max_line_bytes` is skipped up to its newline; a connection that completes no
+//! frame or line for `idle_timeout` (silent, or trickling bytes) is closed and counted. At
+//! shutdown the
 //! listener stops accepting and each connection reads what is already waiting in its socket,
 //! for at most `DRAIN_MAX` and no longer than the shutdown deadline, before closing.
+//! Framing and the read buffer's size are in [`super::framing`].
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_util::codec::{AnyDelimiterCodec, Decoder, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::IngestContext;
+use super::conn_registry::{ConnRegistry, ConnSlot};
+use super::framing::{Frame, FrameFault, Framing, ReadBuf};
 use crate::accounting::BadInput;
 use crate::config::settings::Protocol;
 use crate::events::{BadInputReceived, ConnectionIdle, ConnectionRefused};
@@ -32,8 +36,6 @@ use crate::protocol::{PointError, RawPoint, line, pickle};
 const DRAIN_QUIET: Duration = Duration::from_millis(100);
 /// A sender that keeps writing during shutdown is cut off after this long.
 const DRAIN_MAX: Duration = Duration::from_secs(2);
-/// Bytes read per syscall at the least.
-const READ_CHUNK: usize = 64 * 1024;
 /// A connection keeps its decoded-point scratch vector between frames up to this many entries
 /// (a carbon-relay frame has 500); a larger one, from an unusual frame, is freed.
 const SPARE_MAX_POINTS: usize = 4096;
@@ -43,7 +45,7 @@ pub async fn serve(
     listener: TcpListener,
     protocol: Protocol,
     ctx: Arc<IngestContext>,
-    connections: Arc<Semaphore>,
+    connections: Arc<ConnRegistry>,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
@@ -61,7 +63,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Ok(slot) = connections.admit(peer) else {
             ConnectionRefused {
                 peer,
                 limit: ctx.settings.max_connections,
@@ -75,11 +77,10 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             tracing::debug!(%peer, protocol = protocol.label(), "connection opened");
-            Connection::new(stream, peer, protocol, &ctx)
+            Connection::new(stream, peer, protocol, &ctx, slot)
                 .run(&shutdown)
                 .await;
             ctx.ledger.connection_closed();
-            drop(permit);
             tracing::debug!(%peer, "connection closed");
         });
     }
@@ -88,25 +89,21 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-/// How a connection's byte stream is cut into frames.
-enum Framing {
-    Pickle(LengthDelimitedCodec),
-    Line(AnyDelimiterCodec),
-}
-
 struct Connection<'a> {
     stream: TcpStream,
     peer: SocketAddr,
     protocol: Protocol,
     ctx: &'a IngestContext,
     framing: Framing,
-    buf: BytesMut,
+    read: ReadBuf,
     decoded: Vec<Datapoint>,
     /// The allocation `pickle_frame` decodes into, kept empty between frames.
     spare: Vec<Result<RawPoint<'static>, PointError>>,
     limits: pickle::PickleLimits,
     /// When the last complete frame or line arrived (or the connection opened).
     last_frame: Instant,
+    /// Its place among all connections: the limit, the budget, and the signal to close.
+    slot: ConnSlot,
 }
 
 enum Step {
@@ -120,21 +117,12 @@ impl<'a> Connection<'a> {
         peer: SocketAddr,
         protocol: Protocol,
         ctx: &'a IngestContext,
+        slot: ConnSlot,
     ) -> Self {
         let s = &ctx.settings;
         let framing = match protocol {
-            Protocol::Pickle => Framing::Pickle(
-                LengthDelimitedCodec::builder()
-                    .length_field_length(4)
-                    .big_endian()
-                    .max_frame_length(s.max_frame_bytes)
-                    .new_codec(),
-            ),
-            _ => Framing::Line(AnyDelimiterCodec::new_with_max_length(
-                vec![b'\n'],
-                vec![b'\n'],
-                s.max_line_bytes,
-            )),
+            Protocol::Pickle => Framing::pickle(s.max_frame_bytes),
+            _ => Framing::line(s.max_line_bytes),
         };
         let limits = pickle::PickleLimits {
             max_name_bytes: s.max_name_bytes,
@@ -146,11 +134,12 @@ impl<'a> Connection<'a> {
             protocol,
             ctx,
             framing,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            read: ReadBuf::default(),
             decoded: Vec::new(),
             spare: Vec::new(),
             limits,
             last_frame: Instant::now(),
+            slot,
         }
     }
 
@@ -171,18 +160,26 @@ impl<'a> Connection<'a> {
                 break;
             }
             self.flush().await;
-            self.buf.reserve(READ_CHUNK);
+            self.read.make_room();
+            // What was decoded is flushed: closing here loses no point. Checked before every
+            // read, so a connection told to close while it had data waiting stops now rather
+            // than when `select!` happens to pick the signal.
+            if self.slot.hold(self.read.held()) || self.slot.closing().is_cancelled() {
+                break;
+            }
+            let closing = self.slot.closing().clone();
             let read = match drain_since {
                 Some(since) => {
                     if since.elapsed() >= DRAIN_MAX {
                         break;
                     }
                     tokio::select! {
-                        r = tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.buf)) => match r {
+                        r = tokio::time::timeout(DRAIN_QUIET, self.stream.read_buf(&mut self.read.buf)) => match r {
                             Ok(r) => r,
                             Err(_) => break,
                         },
                         () = self.ctx.stop_draining.cancelled() => break,
+                        () = closing.cancelled() => break,
                     }
                 }
                 None => {
@@ -191,7 +188,7 @@ impl<'a> Connection<'a> {
                     let idle = self.ctx.settings.idle_timeout;
                     let deadline = tokio::time::Instant::from_std(self.last_frame + idle);
                     tokio::select! {
-                        r = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)) => match r {
+                        r = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.read.buf)) => match r {
                             Ok(r) => r,
                             Err(_) => {
                                 ConnectionIdle { peer: self.peer, idle }.emit(&self.ctx.ledger, &self.ctx.logs);
@@ -202,6 +199,9 @@ impl<'a> Connection<'a> {
                             drain_since = Some(Instant::now());
                             continue;
                         }
+                        // Closed to make room for a new connection, or over the budget: both
+                        // counted where decided.
+                        () = closing.cancelled() => break,
                     }
                 }
             };
@@ -210,7 +210,7 @@ impl<'a> Connection<'a> {
                     self.decode_available(true);
                     break;
                 }
-                Ok(_) => {}
+                Ok(_) => self.read.filled(),
                 Err(e) => {
                     tracing::debug!(peer = %self.peer, error = %e, "read failed");
                     break;
@@ -222,28 +222,25 @@ impl<'a> Connection<'a> {
 
     /// Decodes every complete frame in the buffer (and, at end of stream, what is left).
     fn decode_available(&mut self, eof: bool) -> Step {
+        let mut completed = false;
+        let step = self.decode_frames(eof, &mut completed);
+        if completed {
+            self.frame_completed();
+        }
+        step
+    }
+
+    /// A frame or line completed (or a wait for room ended): the connection is not idle.
+    fn frame_completed(&mut self) {
+        let now = Instant::now();
+        self.last_frame = now;
+        self.slot.frame_completed_at(now);
+    }
+
+    fn decode_frames(&mut self, eof: bool, completed: &mut bool) -> Step {
         loop {
-            let next = match &mut self.framing {
-                Framing::Pickle(c) if eof => c
-                    .decode_eof(&mut self.buf)
-                    .map(|f| f.map(Frame::Pickle))
-                    .map_err(FrameFault::Io),
-                Framing::Pickle(c) => c
-                    .decode(&mut self.buf)
-                    .map(|f| f.map(Frame::Pickle))
-                    .map_err(FrameFault::Io),
-                Framing::Line(c) if eof => c
-                    .decode_eof(&mut self.buf)
-                    .map(|f| f.map(Frame::Line))
-                    .map_err(line_err),
-                Framing::Line(c) => c
-                    .decode(&mut self.buf)
-                    .map(|f| f.map(Frame::Line))
-                    .map_err(line_err),
-            };
-            if let Ok(Some(_)) = &next {
-                self.last_frame = Instant::now();
-            }
+            let next = self.framing.next(&mut self.read.buf, eof);
+            *completed |= matches!(next, Ok(Some(_)));
             match next {
                 Ok(Some(Frame::Pickle(frame))) => self.pickle_frame(&frame),
                 Ok(Some(Frame::Line(l))) => self.line(&l),
@@ -251,17 +248,15 @@ impl<'a> Connection<'a> {
                 Err(FrameFault::LineTooLong) => {
                     self.bad(BadInput::LineTooLong, "line longer than max_line_bytes")
                 }
-                Err(FrameFault::Io(e)) => {
-                    let (what, detail) = if eof {
-                        (BadInput::TruncatedFrame, "connection closed inside a frame")
-                    } else {
-                        (
-                            BadInput::FrameTooLarge,
-                            "frame length above max_frame_bytes; closing the connection",
-                        )
-                    };
-                    tracing::debug!(peer = %self.peer, error = %e, "framing error");
-                    self.bad(what, detail);
+                Err(FrameFault::Truncated) => {
+                    self.bad(BadInput::TruncatedFrame, "connection closed inside a frame");
+                    return Step::Close;
+                }
+                Err(FrameFault::FrameTooLarge) => {
+                    self.bad(
+                        BadInput::FrameTooLarge,
+                        "frame length above max_frame_bytes; closing the connection",
+                    );
                     return Step::Close;
                 }
             }
@@ -300,11 +295,16 @@ impl<'a> Connection<'a> {
         );
     }
 
-    /// Hands what was decoded to the buffer (waiting for room under the `block` policy).
+    /// Hands what was decoded to the buffer (waiting for room under the `block` policy: busy,
+    /// not idle, meanwhile).
     async fn flush(&mut self) {
         if !self.decoded.is_empty() {
             let points = std::mem::take(&mut self.decoded);
+            self.slot.set_busy(true);
             let outcome = self.ctx.buffer.push(points).await;
+            self.slot.set_busy(false);
+            // A wait for room is not idleness, for the idle timeout and for eviction alike.
+            self.frame_completed();
             self.ctx.report_push(self.peer, self.protocol, outcome);
         }
     }
@@ -326,31 +326,6 @@ fn recycle<'b>(
             })
         })
         .collect()
-}
-
-enum Frame {
-    Pickle(BytesMut),
-    Line(bytes::Bytes),
-}
-
-enum FrameFault {
-    LineTooLong,
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for FrameFault {
-    fn from(e: std::io::Error) -> Self {
-        FrameFault::Io(e)
-    }
-}
-
-fn line_err(e: tokio_util::codec::AnyDelimiterCodecError) -> FrameFault {
-    match e {
-        tokio_util::codec::AnyDelimiterCodecError::MaxChunkLengthExceeded => {
-            FrameFault::LineTooLong
-        }
-        tokio_util::codec::AnyDelimiterCodecError::Io(e) => FrameFault::Io(e),
-    }
 }
 
 #[cfg(test)]

@@ -286,6 +286,13 @@ impl Collector for LedgerCollector {
         )?;
         gauge(
             &mut enc,
+            "waiting_for_room_datapoints",
+            "Datapoints decoded by a connection that waits for room in the buffer (policy block)",
+            None,
+            s.waiting_points as f64,
+        )?;
+        gauge(
+            &mut enc,
             "buffered_datapoints",
             "Datapoints waiting in the buffer",
             None,
@@ -367,6 +374,32 @@ impl Collector for LedgerCollector {
             "TCP connections open",
             None,
             s.connections_open as f64,
+        )?;
+        counter(
+            &mut enc,
+            "connections_idle_evicted",
+            "TCP connections closed to make room for a new one at the connection limit (the one idle longest)",
+            s.connections_idle_evicted,
+        )?;
+        counter(
+            &mut enc,
+            "connections_partial_frame_closed",
+            "TCP connections closed because incomplete frames over all connections exceeded their bound and they held the most",
+            s.connections_partial_frame_closed,
+        )?;
+        gauge(
+            &mut enc,
+            "partial_frames",
+            "Incomplete frames and lines held by all TCP connections",
+            Some(&Unit::Bytes),
+            s.partial_frame_bytes as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "partial_frames_limit",
+            "Bound on incomplete frames and lines over all TCP connections",
+            Some(&Unit::Bytes),
+            s.partial_frame_limit as f64,
         )?;
         if let Some(spool) = &self.spool {
             self.encode_spool(&mut enc, spool, &s)?;

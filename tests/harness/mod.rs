@@ -32,6 +32,7 @@ pub fn settings(blueflood_url: &str) -> Settings {
             max_name_bytes: 4096,
             max_connections: 64,
             idle_timeout: Duration::from_secs(30),
+            partial_frame_bytes: 64 << 20,
         },
         spool: None,
         buffer: BufferSettings {
@@ -113,11 +114,12 @@ impl Forwarder {
         }
     }
 
-    /// Waits until `received` points have arrived and none is buffered or in flight
-    /// (everything delivered or dropped).
+    /// Waits until `received` points have arrived and none waits for room, is buffered or in
+    /// flight (everything delivered or dropped).
     pub async fn settle(&self, received: u64, timeout: Duration) -> LedgerSnapshot {
         self.wait_until(timeout, "quiescence", |s| {
             s.received() >= received
+                && s.waiting_points == 0
                 && s.buffered_points == 0
                 && s.in_flight_points == 0
                 && s.balanced()

@@ -194,8 +194,8 @@ impl Child {
         }
     }
 
-    /// Waits until `received` points have arrived and nothing is buffered or in flight, and the
-    /// ledger balances; returns the status.
+    /// Waits until `received` points have arrived and nothing waits for room, is buffered or in
+    /// flight, and the ledger balances; returns the status.
     pub async fn settle(&self, received: u64, timeout: Duration) -> serde_json::Value {
         self.wait_status(
             timeout,
@@ -203,6 +203,7 @@ impl Child {
             |s| {
                 let l = &s["ledger"];
                 l["received_total"].as_u64() >= Some(received)
+                    && n(&l["waiting_for_room"]) == 0
                     && l["buffered"] == 0
                     && l["in_flight"] == 0
                     && l["balanced"] == true

@@ -2,7 +2,7 @@
 //! help text, in `--help` order within each group. What a key spec means is in `keys.rs`.
 
 use super::super::schema::ValueType;
-use super::super::validate::{MIN_BUFFER_BYTES, MIN_SPOOL_BYTES};
+use super::super::validate::{MIN_BUFFER_BYTES, MIN_PARTIAL_FRAME_BYTES, MIN_SPOOL_BYTES};
 use super::{Group, KeySpec, Kind};
 
 const fn value(
@@ -459,6 +459,18 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Seconds,
         InputLimits,
         "Close a connection that sends nothing for this long",
+    ),
+    value(
+        "partial_frame_bytes",
+        None,
+        Some("67108864"),
+        "BYTES",
+        Bytes {
+            min: MIN_PARTIAL_FRAME_BYTES,
+            max: None,
+        },
+        InputLimits,
+        "Memory for incomplete frames and lines over all connections; above it the connections holding the most are closed (at least max_frame_bytes + 4 and max_line_bytes)",
     ),
     value(
         "max_past",

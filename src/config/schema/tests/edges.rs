@@ -29,7 +29,11 @@ fn scalar_of(value: &Value) -> Scalar {
 
 /// Rules between two keys, which a JSON Schema cannot state: testing the first key, the second
 /// is set to this value, out of its way.
-const ACROSS_KEYS: &[(&str, &str, &str)] = &[("retry_max", "retry_initial", "0.000000001")];
+const ACROSS_KEYS: &[(&str, &str, &str)] = &[
+    ("retry_max", "retry_initial", "0.000000001"),
+    ("partial_frame_bytes", "max_frame_bytes", "1"),
+    ("partial_frame_bytes", "max_line_bytes", "1"),
+];
 
 /// Validates the defaults with `key` set to `value` in a config file.
 fn validate_with(spec: &'static KeySpec, value: &Value) -> Result<(), ConfigError> {
