@@ -36,10 +36,13 @@ pub enum DropReason {
     SpoolFull,
     /// In a spool segment found corrupt after it was written (checksum failure while reading).
     SpoolCorrupt,
+    /// In a spool segment that could no longer be opened or read back (deleted while running,
+    /// made unreadable, an I/O error).
+    SpoolLost,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::DecodeError,
         DropReason::Nan,
         DropReason::OutOfWindow,
@@ -49,6 +52,7 @@ impl DropReason {
         DropReason::ShutdownTimeout,
         DropReason::SpoolFull,
         DropReason::SpoolCorrupt,
+        DropReason::SpoolLost,
     ];
 
     pub fn label(self) -> &'static str {
@@ -62,6 +66,7 @@ impl DropReason {
             DropReason::ShutdownTimeout => "shutdown_timeout",
             DropReason::SpoolFull => "spool_full",
             DropReason::SpoolCorrupt => "spool_corrupt",
+            DropReason::SpoolLost => "spool_lost",
         }
     }
 
@@ -223,7 +228,7 @@ impl Ledger {
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Spooled points were lost (evicted, or found corrupt).
+    /// Spooled points were lost (evicted, found corrupt, or their segment unreadable).
     pub fn spool_dropped(&self, reason: DropReason, n: u64) {
         self.dropped(reason, n);
         self.spooled_points.fetch_sub(n, Ordering::Relaxed);

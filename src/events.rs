@@ -70,6 +70,7 @@ pub struct LogLimits {
     spool_corrupt: RateLimit,
     spool_evicted: RateLimit,
     spool_full_refused: RateLimit,
+    spool_lost: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -86,6 +87,7 @@ impl Default for LogLimits {
             spool_corrupt: every(10),
             spool_evicted: every(10),
             spool_full_refused: every(10),
+            spool_lost: every(10),
         }
     }
 }
@@ -261,6 +263,21 @@ impl SpoolRecovered<'_> {
                 "spool: damaged records found and cut off (torn last write or corruption); the rest is replayed"
             );
         }
+        if r.read_only {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "spool directory cannot be written: what it holds is replayed, but acknowledgements \
+                 stay in memory (a restart replays it again) and new batches stay in memory"
+            );
+        }
+        if r.unreadable_segments > 0 || r.cleanup_failures > 0 {
+            tracing::error!(
+                dir = %self.dir.display(),
+                unreadable_segments = r.unreadable_segments,
+                cleanup_failures = r.cleanup_failures,
+                "spool: some segment files could not be read or tidied; the others are replayed"
+            );
+        }
         tracing::info!(
             dir = %self.dir.display(),
             segments = r.segments,
@@ -354,6 +371,28 @@ impl SpoolCorruptFound {
     }
 }
 
+/// A spool segment could not be opened or read back (deleted while running, made unreadable,
+/// an I/O error): its unread points are lost, and the drainer goes on with the next segment.
+pub struct SpoolSegmentLost<'a> {
+    pub points: u64,
+    pub error: &'a crate::spool::store::StoreError,
+}
+
+impl SpoolSegmentLost<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.spool_dropped(DropReason::SpoolLost, self.points);
+        if let Some(suppressed) = limits.spool_lost.check() {
+            tracing::error!(
+                count = self.points,
+                error = %self.error,
+                reason = DropReason::SpoolLost.label(),
+                suppressed,
+                "spool: a segment cannot be read back; its datapoints are lost, the next segments are replayed"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +425,7 @@ mod tests {
             &l.spool_corrupt,
             &l.spool_evicted,
             &l.spool_full_refused,
+            &l.spool_lost,
         ] {
             assert_eq!(limit.check(), Some(0));
         }

@@ -58,6 +58,11 @@ pub struct SpoolStatusDoc {
     pub evicted_segments: u64,
     pub full_refusals: u64,
     pub write_errors: u64,
+    /// False while the directory cannot be written: what it holds is still replayed.
+    pub writable: bool,
+    /// Segments that could not be read back (their datapoints counted `spool_lost`, or, at
+    /// start, never counted).
+    pub lost_segments: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +155,8 @@ impl Status {
                     evicted_segments: st.evicted_segments,
                     full_refusals: st.full_refusals,
                     write_errors: st.write_errors,
+                    writable: st.writable,
+                    lost_segments: st.lost_segments,
                 }
             }),
             delivery: DeliveryStatus {

@@ -246,6 +246,19 @@ impl LedgerCollector {
             "Spool disk operations that failed (data kept in memory)",
             st.write_errors,
         )?;
+        counter(
+            enc,
+            "spool_lost_segments",
+            "Spool segments that could not be read back (their datapoints dropped as spool_lost)",
+            st.lost_segments,
+        )?;
+        gauge(
+            enc,
+            "spool_writable",
+            "1 when the spool directory can be written, 0 while it is only replayed",
+            None,
+            f64::from(u8::from(st.writable)),
+        )?;
         Ok(())
     }
 }
