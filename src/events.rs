@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::accounting::{BadInput, DropReason, Ledger};
+use crate::accounting::{BadInput, DropReason, Ledger, Listener};
 use crate::config::settings::Protocol;
 
 /// Lets one log line through per period; counts the rest.
@@ -71,6 +71,9 @@ pub struct LogLimits {
     spool_evicted: RateLimit,
     spool_full_refused: RateLimit,
     spool_lost: RateLimit,
+    accept_failed: RateLimit,
+    admin_connection_refused: RateLimit,
+    admin_connection_timed_out: RateLimit,
 }
 
 impl Default for LogLimits {
@@ -88,6 +91,9 @@ impl Default for LogLimits {
             spool_evicted: every(10),
             spool_full_refused: every(10),
             spool_lost: every(10),
+            accept_failed: every(10),
+            admin_connection_refused: every(10),
+            admin_connection_timed_out: every(10),
         }
     }
 }
@@ -393,6 +399,70 @@ impl SpoolSegmentLost<'_> {
     }
 }
 
+/// A listener's `accept` failed (out of file descriptors, mostly): it backs off for `retry_in`
+/// and accepts again; the connection waits in the kernel's queue meanwhile.
+pub struct AcceptFailed<'a> {
+    pub listener: Listener,
+    pub error: &'a std::io::Error,
+    pub retry_in: Duration,
+}
+
+impl AcceptFailed<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.accept_failed(self.listener);
+        if let Some(suppressed) = limits.accept_failed.check() {
+            tracing::warn!(
+                listener = self.listener.label(),
+                error = %self.error,
+                retry_in_ms = self.retry_in.as_millis() as u64,
+                suppressed,
+                "accept failed"
+            );
+        }
+    }
+}
+
+/// An admin connection refused because `admin_max_connections` were open.
+pub struct AdminConnectionRefused {
+    pub peer: SocketAddr,
+    pub limit: usize,
+}
+
+impl AdminConnectionRefused {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.admin_connection_refused();
+        if let Some(suppressed) = limits.admin_connection_refused.check() {
+            tracing::warn!(
+                peer = %self.peer,
+                limit = self.limit,
+                suppressed,
+                "admin connection refused: admin_max_connections reached"
+            );
+        }
+    }
+}
+
+/// An admin connection closed by the server: no whole request header in time (silent, slow,
+/// or idle after an answer), or an answer it did not take.
+pub struct AdminConnectionTimedOut<'a> {
+    pub peer: SocketAddr,
+    pub why: &'a str,
+}
+
+impl AdminConnectionTimedOut<'_> {
+    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+        ledger.admin_connection_timed_out();
+        if let Some(suppressed) = limits.admin_connection_timed_out.check() {
+            tracing::info!(
+                peer = %self.peer,
+                why = self.why,
+                suppressed,
+                "admin connection closed"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +496,9 @@ mod tests {
             &l.spool_evicted,
             &l.spool_full_refused,
             &l.spool_lost,
+            &l.accept_failed,
+            &l.admin_connection_refused,
+            &l.admin_connection_timed_out,
         ] {
             assert_eq!(limit.check(), Some(0));
         }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::AdminState;
+use crate::accounting::Listener;
 use crate::auth::AuthStatus;
 use crate::health::Phase;
 
@@ -23,6 +24,7 @@ pub struct Status {
     pub ledger: LedgerStatus,
     pub connections: ConnectionStatus,
     pub auth: AuthStatus,
+    pub admin: AdminStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +103,27 @@ pub struct ConnectionStatus {
     pub accepted: u64,
     pub refused: u64,
     pub idle_closed: u64,
+    /// Failed `accept` calls of the carbon listeners (out of file descriptors, mostly).
+    pub accept_errors: u64,
+}
+
+/// The admin server's own connections and bounds.
+#[derive(Debug, Serialize)]
+pub struct AdminStatus {
+    pub max_connections: usize,
+    pub header_timeout_seconds: f64,
+    pub connections: AdminConnectionStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminConnectionStatus {
+    pub open: u64,
+    pub accepted: u64,
+    /// Over `admin_max_connections`: answered 503 and closed.
+    pub refused: u64,
+    /// Closed for sending no whole request header in time (or taking no answer).
+    pub timed_out: u64,
+    pub accept_errors: u64,
 }
 
 impl Status {
@@ -191,8 +214,21 @@ impl Status {
                 accepted: l.connections_accepted,
                 refused: l.connections_refused,
                 idle_closed: l.connections_idle_closed,
+                accept_errors: l.accept_errors(Listener::Pickle)
+                    + l.accept_errors(Listener::LineTcp),
             },
             auth,
+            admin: AdminStatus {
+                max_connections: s.max_connections,
+                header_timeout_seconds: s.header_timeout.as_secs_f64(),
+                connections: AdminConnectionStatus {
+                    open: l.admin_connections_open,
+                    accepted: l.admin_connections_accepted,
+                    refused: l.admin_connections_refused,
+                    timed_out: l.admin_connections_timed_out,
+                    accept_errors: l.accept_errors(Listener::Admin),
+                },
+            },
         }
     }
 }

@@ -381,6 +381,38 @@ impl Collector for LedgerCollector {
             None,
             s.connections_open as f64,
         )?;
+        labelled_counters(
+            &mut enc,
+            "accept_errors",
+            "Failed accepts (out of file descriptors, mostly), by listener",
+            "listener",
+            s.accept_errors.iter().map(|(l, n)| (l.label(), *n)),
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_accepted",
+            "Admin connections accepted",
+            s.admin_connections_accepted,
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_refused",
+            "Admin connections refused at admin_max_connections",
+            s.admin_connections_refused,
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_timed_out",
+            "Admin connections closed for sending no whole request header within admin_header_timeout",
+            s.admin_connections_timed_out,
+        )?;
+        gauge(
+            &mut enc,
+            "admin_connections_open",
+            "Admin connections open",
+            None,
+            s.admin_connections_open as f64,
+        )?;
         if let Some(spool) = &self.spool {
             self.encode_spool(&mut enc, spool, &s)?;
         }
