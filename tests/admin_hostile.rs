@@ -91,6 +91,19 @@ async fn idle_admin_connections_cannot_starve_the_carbon_listeners() {
         }
     }
     assert!(idle.len() >= 300, "{case}: only {} connected", idle.len());
+    // Those over the limit were told so and closed (the newest ones are).
+    let mut told = false;
+    for s in idle.iter_mut().rev() {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(got)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+            && buf[..got].starts_with(b"HTTP/1.1 503")
+        {
+            told = true;
+            break;
+        }
+    }
+    assert!(told, "{case}: no refused connection was answered 503");
     // A carbon sender is still served while they are held.
     support::send_tcp(c.pickle, &pickle_points("starve", 100)).await;
     assert!(

@@ -52,6 +52,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let held = lock(tmp.path()).unwrap();
         assert!(matches!(lock(tmp.path()), Err(StoreError::Locked { .. })));
+        // `flock` belongs to the open handle: another handle of the directory closing (as
+        // the fsync of the directory does) leaves it held.
+        drop(File::open(tmp.path()).unwrap());
+        assert!(matches!(lock(tmp.path()), Err(StoreError::Locked { .. })));
         drop(held);
         lock(tmp.path()).unwrap();
     }
