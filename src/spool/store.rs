@@ -28,7 +28,8 @@
 //! * A segment that can no longer be opened or read while running (deleted, its permissions
 //!   changed, an I/O error) loses its unread records — [`ReadOutcome::Lost`], counted by the
 //!   caller — and reading goes on with the next segment: one bad file never stops the replay
-//!   of the others. The file is left as it is.
+//!   of the others. Like a cut segment, it is deleted once what was handed out from it is
+//!   acked (if its file is still there).
 //! * A directory that cannot be written (permissions, a read-only mount, the immutable
 //!   attribute) is still opened and replayed: nothing is deleted or cut, the checkpoint moves
 //!   in memory only, and appends are refused ([`StoreError::ReadOnly`]; `append` probes again

@@ -117,7 +117,7 @@ pub struct StoreStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("spool directory {path} is in use by another process (its lock file is held)")]
+    #[error("spool directory {path} is in use by another process (it holds the directory's lock)")]
     Locked { path: PathBuf },
     #[error("spool: cannot {op} {path}: {source}")]
     Io {
