@@ -38,10 +38,13 @@ pub enum DropReason {
     SpoolFull,
     /// In a spool segment found corrupt after it was written (checksum failure while reading).
     SpoolCorrupt,
+    /// In a spool segment that could no longer be opened or read back (deleted while running,
+    /// made unreadable, an I/O error).
+    SpoolLost,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::DecodeError,
         DropReason::Nan,
         DropReason::OutOfWindow,
@@ -51,6 +54,7 @@ impl DropReason {
         DropReason::ShutdownTimeout,
         DropReason::SpoolFull,
         DropReason::SpoolCorrupt,
+        DropReason::SpoolLost,
     ];
 
     pub fn label(self) -> &'static str {
@@ -64,6 +68,7 @@ impl DropReason {
             DropReason::ShutdownTimeout => "shutdown_timeout",
             DropReason::SpoolFull => "spool_full",
             DropReason::SpoolCorrupt => "spool_corrupt",
+            DropReason::SpoolLost => "spool_lost",
         }
     }
 
@@ -111,6 +116,38 @@ impl BadInput {
     }
 }
 
+/// A listening socket whose `accept` can fail (mostly for want of file descriptors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    Pickle,
+    LineTcp,
+    Admin,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 3] = [Listener::Pickle, Listener::LineTcp, Listener::Admin];
+
+    /// The carbon TCP listener of `protocol` (UDP has no accept).
+    pub fn carbon(protocol: Protocol) -> Listener {
+        match protocol {
+            Protocol::Pickle => Listener::Pickle,
+            Protocol::LineTcp | Protocol::LineUdp => Listener::LineTcp,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Listener::Pickle => "pickle",
+            Listener::LineTcp => "line_tcp",
+            Listener::Admin => "admin",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Shared counters. Cheap to update from any task; read with [`Ledger::snapshot`].
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -147,6 +184,11 @@ pub struct Ledger {
     last_success_ms: AtomicU64,
     /// The last delivery failure (redacted: status and transport errors only) and when.
     last_error: Mutex<Option<(String, f64)>>,
+    accept_errors: [AtomicU64; Listener::ALL.len()],
+    admin_connections_accepted: AtomicU64,
+    admin_connections_refused: AtomicU64,
+    admin_connections_timed_out: AtomicU64,
+    admin_connections_open: AtomicU64,
 }
 
 fn unix_now() -> f64 {
@@ -235,7 +277,7 @@ impl Ledger {
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Spooled points were lost (evicted, or found corrupt).
+    /// Spooled points were lost (evicted, found corrupt, or their segment unreadable).
     pub fn spool_dropped(&self, reason: DropReason, n: u64) {
         self.dropped(reason, n);
         self.spooled_points.fetch_sub(n, Ordering::Relaxed);
@@ -359,6 +401,30 @@ impl Ledger {
         }
     }
 
+    pub fn accept_failed(&self, listener: Listener) {
+        self.accept_errors[listener.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn admin_connection_accepted(&self) {
+        self.admin_connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        self.admin_connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn admin_connection_closed(&self) {
+        self.admin_connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn admin_connection_refused(&self) {
+        self.admin_connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn admin_connection_timed_out(&self) {
+        self.admin_connections_timed_out
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> LedgerSnapshot {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         LedgerSnapshot {
@@ -388,6 +454,11 @@ impl Ledger {
             connections_partial_frame_closed: load(&self.connections_partial_frame_closed),
             partial_frame_bytes: load(&self.partial_frame_bytes),
             partial_frame_limit: load(&self.partial_frame_limit),
+            accept_errors: Listener::ALL.map(|l| (l, load(&self.accept_errors[l.index()]))),
+            admin_connections_accepted: load(&self.admin_connections_accepted),
+            admin_connections_refused: load(&self.admin_connections_refused),
+            admin_connections_timed_out: load(&self.admin_connections_timed_out),
+            admin_connections_open: load(&self.admin_connections_open),
         }
     }
 }
@@ -427,6 +498,15 @@ pub struct LedgerSnapshot {
     /// Bytes held in incomplete frames and lines now, and their bound.
     pub partial_frame_bytes: u64,
     pub partial_frame_limit: u64,
+    /// Failed `accept` calls, per listener.
+    pub accept_errors: [(Listener, u64); Listener::ALL.len()],
+    pub admin_connections_accepted: u64,
+    /// Over `admin_max_connections`: answered 503 and closed.
+    pub admin_connections_refused: u64,
+    /// Closed for not sending a whole request header in `admin_header_timeout`, or for not
+    /// taking an answer.
+    pub admin_connections_timed_out: u64,
+    pub admin_connections_open: u64,
 }
 
 impl LedgerSnapshot {
@@ -443,6 +523,13 @@ impl LedgerSnapshot {
 
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn accept_errors(&self, listener: Listener) -> u64 {
+        self.accept_errors
+            .iter()
+            .find(|(l, _)| *l == listener)
+            .map_or(0, |(_, n)| *n)
     }
 
     pub fn bad_input(&self, what: BadInput) -> u64 {

@@ -14,6 +14,7 @@
 //! `shutdown_timeout`, or, with a spool, written to the spool for the next start. The admin
 //! server answers until the end.
 
+pub mod fd_limit;
 mod shutdown;
 
 use std::future::Future;
@@ -250,6 +251,9 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         buffer_policy: settings.buffer.policy,
         spool: spool.clone(),
         token: settings.admin.token.clone(),
+        logs: logs.clone(),
+        max_connections: settings.admin.max_connections,
+        header_timeout: settings.admin.header_timeout,
     });
     let admin_stop = CancellationToken::new();
     tokio::spawn(admin::serve(

@@ -2,7 +2,8 @@
 //! `emit` both counts it in the [`Ledger`] and logs it, so a counter never moves without a log
 //! line to explain it (vector's `internal_events` pattern). Events that can happen once per
 //! datapoint or per frame log through a [`RateLimit`] of their own kind and reason, saying how
-//! many were suppressed.
+//! many were suppressed. The spool's events are in `events/spool.rs`, the admin server's and
+//! failed accepts in `events/admin.rs`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::accounting::{BadInput, DropReason, Ledger};
 use crate::config::settings::Protocol;
+
+mod admin;
+mod spool;
+
+pub use admin::{AcceptFailed, AdminConnectionRefused, AdminConnectionTimedOut};
+pub use spool::{
+    SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRecovered, SpoolSegmentLost,
+    SpoolWriteFailed,
+};
 
 /// Lets one log line through per period; counts the rest.
 #[derive(Debug)]
@@ -70,6 +80,10 @@ pub struct LogLimits {
     spool_corrupt: RateLimit,
     spool_evicted: RateLimit,
     spool_full_refused: RateLimit,
+    spool_lost: RateLimit,
+    accept_failed: RateLimit,
+    admin_connection_refused: RateLimit,
+    admin_connection_timed_out: RateLimit,
     /// `DeliveryRetry` with a [`Refusal`], per kind.
     delivery_refused: [RateLimit; Refusal::ALL.len()],
     retry_after_capped: RateLimit,
@@ -91,6 +105,10 @@ impl Default for LogLimits {
             spool_corrupt: every(10),
             spool_evicted: every(10),
             spool_full_refused: every(10),
+            spool_lost: every(10),
+            accept_failed: every(10),
+            admin_connection_refused: every(10),
+            admin_connection_timed_out: every(10),
             delivery_refused: std::array::from_fn(|_| every(10)),
             retry_after_capped: every(10),
             connection_evicted: every(10),
@@ -357,117 +375,6 @@ impl RetryAfterCapped {
     }
 }
 
-/// The spool was opened: what an earlier run left on disk.
-pub struct SpoolRecovered<'a> {
-    pub dir: &'a std::path::Path,
-    pub recovery: &'a crate::spool::store::Recovery,
-}
-
-impl SpoolRecovered<'_> {
-    pub fn emit(&self, ledger: &Ledger) {
-        let r = self.recovery;
-        ledger.recovered(r.points);
-        if r.corrupt_records > 0 {
-            tracing::error!(
-                dir = %self.dir.display(),
-                corrupt_records = r.corrupt_records,
-                corrupt_bytes = r.corrupt_bytes,
-                "spool: damaged records found and cut off (torn last write or corruption); the rest is replayed"
-            );
-        }
-        tracing::info!(
-            dir = %self.dir.display(),
-            segments = r.segments,
-            records = r.records,
-            datapoints = r.points,
-            bytes = r.bytes,
-            checkpoint_missing_or_corrupt = r.checkpoint_missing_or_corrupt,
-            "spool opened; datapoints left by an earlier run will be replayed"
-        );
-    }
-}
-
-/// A spool operation failed on the disk; the spool rests and the points stay in memory.
-pub struct SpoolWriteFailed<'a> {
-    pub op: &'static str,
-    pub error: &'a crate::spool::store::StoreError,
-    pub retry_in: Duration,
-}
-
-impl SpoolWriteFailed<'_> {
-    pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool_write_failed.check() {
-            tracing::error!(
-                op = self.op,
-                error = %self.error,
-                retry_in_s = self.retry_in.as_secs(),
-                suppressed,
-                "spool disk error: keeping datapoints in memory until the spool works again"
-            );
-        }
-    }
-}
-
-/// The spool was full and its oldest segments were deleted (`spool_full_policy = drop_oldest`).
-pub struct SpoolEvicted {
-    pub segments: u64,
-    pub points: u64,
-}
-
-impl SpoolEvicted {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
-        ledger.spool_dropped(DropReason::SpoolFull, self.points);
-        if let Some(suppressed) = limits.spool_evicted.check() {
-            tracing::warn!(
-                segments = self.segments,
-                count = self.points,
-                reason = DropReason::SpoolFull.label(),
-                suppressed,
-                "spool full: oldest segments deleted"
-            );
-        }
-    }
-}
-
-/// The spool was full under `spool_full_policy = block`: the points stay in memory (and when
-/// memory fills, the buffer policy applies).
-pub struct SpoolFullRefused {
-    pub kept_in_memory: u64,
-}
-
-impl SpoolFullRefused {
-    pub fn emit(&self, limits: &LogLimits) {
-        if let Some(suppressed) = limits.spool_full_refused.check() {
-            tracing::warn!(
-                kept_in_memory = self.kept_in_memory,
-                suppressed,
-                "spool full (policy block): keeping datapoints in memory"
-            );
-        }
-    }
-}
-
-/// A spooled record failed its checksum when read back: the rest of its segment is cut off.
-pub struct SpoolCorruptFound {
-    pub points: u64,
-    pub bytes: u64,
-}
-
-impl SpoolCorruptFound {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
-        ledger.spool_dropped(DropReason::SpoolCorrupt, self.points);
-        if let Some(suppressed) = limits.spool_corrupt.check() {
-            tracing::error!(
-                count = self.points,
-                bytes = self.bytes,
-                reason = DropReason::SpoolCorrupt.label(),
-                suppressed,
-                "spool: corrupt record found while reading; the rest of its segment was cut off"
-            );
-        }
-    }
-}
-
 /// Keystone answered a login with a redirect, which is never followed (the request would
 /// carry the key to wherever `Location` points). Loud, as a misconfiguration is: usually
 /// `auth_url` says http:// where only https:// is served, or names an old path. Counted as an
@@ -531,6 +438,10 @@ mod tests {
             &l.spool_corrupt,
             &l.spool_evicted,
             &l.spool_full_refused,
+            &l.spool_lost,
+            &l.accept_failed,
+            &l.admin_connection_refused,
+            &l.admin_connection_timed_out,
             &l.retry_after_capped,
             &l.connection_evicted,
             &l.partial_frame_closed,

@@ -1,6 +1,7 @@
 //! The `blueflood-forward` binary: load the configuration (exit 64 when it is wrong), start the
 //! forwarder (exit 1 when that fails), and shut it down gracefully on SIGTERM or SIGINT, at
 //! once on a second one (exit 143 or 130). Everything else is the library.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
@@ -76,6 +77,8 @@ fn check(settings: &config::Settings, send: bool) -> ExitCode {
 /// Runs until SIGTERM or SIGINT, then drains; a second signal during the drain cuts it short.
 /// The exit code is 0, or that of a process killed by the second signal (128 + its number).
 fn run(settings: config::Settings) -> anyhow::Result<ExitCode> {
+    // Before anything opens a descriptor it would count against.
+    app::fd_limit::raise_open_files_limit(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("blueflood-forward")

@@ -851,3 +851,45 @@ fn bad_spool_values_name_the_key() {
         );
     }
 }
+
+#[test]
+fn admin_connection_bounds_have_defaults_and_are_validated() {
+    let c = ok(&[]);
+    assert_eq!(c.admin.max_connections, 64);
+    assert_eq!(c.admin.header_timeout, secs(10.0));
+    let c = ok(&[
+        "--admin-max-connections",
+        "8",
+        "--admin-header-timeout",
+        "2.5",
+    ]);
+    assert_eq!(c.admin.max_connections, 8);
+    assert_eq!(c.admin.header_timeout, secs(2.5));
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--admin-max-connections", "0"],
+            "admin_max_connections",
+            "0",
+        ),
+        (
+            &["--admin-max-connections", "4097"],
+            "admin_max_connections",
+            "4097",
+        ),
+        (
+            &["--admin-header-timeout", "0"],
+            "admin_header_timeout",
+            "0",
+        ),
+        (
+            &["--admin-header-timeout", "soon"],
+            "admin_header_timeout",
+            "soon",
+        ),
+    ];
+    for (a, key, value) in cases {
+        let msg = invalid(a, &[]);
+        assert!(msg.contains(&format!("key \"{key}\"")), "{a:?}: {msg}");
+        assert!(msg.contains(&format!("{value:?}")), "{a:?}: {msg}");
+    }
+}

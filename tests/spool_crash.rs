@@ -309,3 +309,197 @@ async fn a_second_forwarder_on_the_same_spool_dir_refuses_to_start() {
         "message should name spool_dir and say it is in use: {err}"
     );
 }
+
+/// Waits (bounded) for a process that should refuse to start; kills it and fails otherwise.
+fn exits_within(
+    case: &str,
+    mut child: std::process::Child,
+    within: Duration,
+) -> std::process::Output {
+    let end = Instant::now() + within;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{case}: still running after {within:?}: it shares the spool; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_lock_file_does_not_let_a_second_forwarder_share_the_spool() {
+    let case = "second forwarder after the lock file was deleted";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    let _first = spawn_spooled("first", &bf, dir.path(), &[]);
+    // Whatever the spool keeps in its directory, deleting it must not unlock the directory.
+    match std::fs::remove_file(dir.path().join("lock")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("{case}: delete the lock file: {e}"),
+    }
+    let second = std::process::Command::new(reliability_child::BIN)
+        .args([
+            "-b",
+            &bf.url(),
+            "-e",
+            "tcp:0:interface=127.0.0.1",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "error",
+        ])
+        .args(spool_args(dir.path()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run second");
+    let out = exits_within(case, second, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{case}: exit code");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spool_dir")
+            && err.contains("in use")
+            && err.contains(&dir.path().display().to_string()),
+        "{case}: the message should name spool_dir and its directory and say it is in use: {err}"
+    );
+}
+
+/// This process's real user id, from /proc (no libc call: `unsafe` is forbidden here too).
+fn uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_directory_it_cannot_write_is_still_replayed() {
+    use blueflood_forward::model::Datapoint;
+    use blueflood_forward::spool::store::{FullPolicy, Store, StoreOptions};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let case = "read-only spool directory";
+    let test = "a_spool_directory_it_cannot_write_is_still_replayed";
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let perms = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    perms(tmp.path(), 0o755);
+    let dir = tmp.path().join("spool");
+    let now = support::now_ms();
+    {
+        // An earlier run's records, written by the product's store.
+        let (mut store, _) = Store::open(
+            &dir,
+            StoreOptions {
+                max_bytes: 1 << 30,
+                // One record per segment.
+                segment_bytes: 1024,
+                max_record_bytes: 64 << 20,
+                full_policy: FullPolicy::DropOldest,
+                sync_every_append: false,
+            },
+        )
+        .expect("open");
+        for r in 0..4 {
+            let points: Vec<Datapoint> = (0..1000)
+                .map(|i| Datapoint {
+                    name: format!("pre.ro.r{r}.m{i}").into(),
+                    timestamp_ms: now - 60_000,
+                    value: i as f64,
+                })
+                .collect();
+            store.append(&points, 0).expect("append");
+        }
+        store.sync().expect("sync");
+    }
+    // The last segment cannot even be read (by a process that is not root).
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    assert_eq!(segs.len(), 4, "{case}: {segs:?}");
+    let before = support::spool_records(&dir);
+    perms(&segs[3], 0o000);
+    perms(&dir, 0o555);
+    // Root writes anywhere whatever the mode: the forwarder runs as nobody then. The binary is
+    // linked next to the spool so that nobody can reach it whatever the checkout's modes.
+    let linked = tmp.path().join("blueflood-forward");
+    let bin = match std::fs::hard_link(reliability_child::BIN, &linked) {
+        Ok(()) => linked,
+        Err(_) => std::path::PathBuf::from(reliability_child::BIN),
+    };
+    let as_nobody = uid() == Some(0);
+    let command = || {
+        let mut c = std::process::Command::new(&bin);
+        if as_nobody {
+            c.uid(65534).gid(65534);
+        }
+        c
+    };
+    match command().arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        other => {
+            perms(&dir, 0o755);
+            support::prerequisite_missing(
+                test,
+                &format!("cannot run the forwarder as uid 65534: {other:?}"),
+            );
+            return;
+        }
+    }
+    let bf = BluefloodDouble::start().await;
+    let dir_s = dir.display().to_string();
+    let mut c = reliability_child::spawn_command(
+        case,
+        command(),
+        &bf.url(),
+        &["--spool-dir", &dir_s, "--spool-drain-rate", "200000"],
+    );
+    let s = c
+        .wait_status(WAIT, "the spool replayed", |s| {
+            n(&s["ledger"]["delivered"]) == 3000
+                && s["spool"]["datapoints"] == 0
+                && s["ledger"]["in_flight"] == 0
+                && s["ledger"]["balanced"] == true
+        })
+        .await;
+    assert_eq!(n(&s["ledger"]["recovered"]), 3000, "{case}: {s:#}");
+    assert_eq!(n(&s["ledger"]["dropped_total"]), 0, "{case}: {s:#}");
+    assert_eq!(s["spool"]["writable"], false, "{case}: {s:#}");
+    assert_eq!(s["spool"]["lost_segments"], 1, "{case}: {s:#}");
+    assert_eq!(bf.stored_count(), 3000, "{case}: stored");
+    assert!(
+        c.log_lines()
+            .iter()
+            .any(|l| l.contains("cannot be written")),
+        "{case}: no log line says the spool cannot be written; log:\n{}",
+        c.log_tail(20)
+    );
+    c.sigterm();
+    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "{case}: exit code; log:\n{}", c.log_tail(20));
+    // Nothing could be acknowledged on disk: the records are all still there (at least once).
+    perms(&segs[3], 0o644);
+    assert_eq!(
+        support::spool_records(&dir),
+        before,
+        "{case}: the directory changed"
+    );
+    perms(&dir, 0o755);
+}

@@ -447,3 +447,70 @@ async fn a_spool_left_by_an_earlier_run_is_replayed_at_start_and_expired_points_
     assert_eq!(s.recovered, 0, "{s:#?}");
     f.stop().await;
 }
+
+/// The segment files of a spool directory, oldest first.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_deleted_while_running_is_counted_lost_and_the_later_ones_drain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bf = BluefloodDouble::start().await;
+    bf.set_down(true);
+    // 256 KiB segments, and records of up to 8192 points (~350 KiB here) each start one.
+    let f = Forwarder::start(spooled_in(&bf, dir.path(), 4 << 20)).await;
+    let total = 60_000u64;
+    for b in 0..60 {
+        send_lines(&f, "gone.padding.padding", b * 1000, 1000).await;
+    }
+    f.wait_until(WAIT, "everything on disk", |s| {
+        s.received() == total
+            && s.buffered_points == 0
+            && s.spooled_points + s.in_flight_points == total
+    })
+    .await;
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 4, "expected several segments: {segs:?}");
+    // The drainer holds the oldest segment open (its first record is being retried); the newest
+    // is being appended to. The second one has not been opened yet: delete it.
+    let victim = segs[1].clone();
+    let lost: u64 = support::spool_records(dir.path())
+        .iter()
+        .filter(|(path, _, _)| *path == victim)
+        .map(|(_, _, points)| *points as u64)
+        .sum();
+    assert!(lost > 0);
+    std::fs::remove_file(&victim).expect("delete a segment");
+    bf.set_down(false);
+    f.wait_until(WAIT, "the spool drained past the deleted segment", |s| {
+        s.spooled_points == 0 && s.in_flight_points == 0 && s.buffered_points == 0
+    })
+    .await;
+    let s = f.snapshot();
+    assert!(s.balanced(), "{s:#?}");
+    assert_eq!(s.delivered, total - lost, "{s:#?}");
+    assert_eq!(s.dropped_total(), lost, "{s:#?}");
+    assert_eq!(bf.stored_count() as u64, total - lost);
+    let last = format!("pre.gone.padding.padding.{}", total - 1);
+    assert!(
+        bf.stored().iter().any(|p| p.metric_name == last),
+        "the newest segment was delivered"
+    );
+    let st = admin_status(&f).await;
+    assert_eq!(st["ledger"]["dropped"]["spool_lost"], lost, "{st:#}");
+    let metrics = admin_get(&f, "/metrics").await;
+    let series =
+        format!("blueflood_forward_datapoints_dropped_total{{reason=\"spool_lost\"}} {lost}");
+    assert!(
+        metrics.lines().any(|l| l == series),
+        "/metrics lacks {series:?}"
+    );
+    f.stop().await;
+}

@@ -1,12 +1,15 @@
-//! The admin HTTP server (axum), on its own port and never on a carbon port: `/livez`,
-//! `/readyz`, `/status` (buffer depth and the whole ledger, as JSON) and `/metrics`
+//! The admin HTTP server (an axum router), on its own port and never on a carbon port:
+//! `/livez`, `/readyz`, `/status` (buffer depth and the whole ledger, as JSON) and `/metrics`
 //! (Prometheus). `/status` and `/metrics` can require a bearer token; the probes never do, so
-//! that the kubelet needs no secret.
+//! that the kubelet needs no secret. Its connections — how many, and how long each may take —
+//! are `serve.rs`'s.
 
+mod serve;
 mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -23,8 +26,10 @@ use crate::accounting::Ledger;
 use crate::auth::TokenProvider;
 use crate::buffer::Buffer;
 use crate::config::settings::{AdminSettings, BufferPolicy};
+use crate::events::LogLimits;
 use crate::health::Health;
 
+pub use serve::MAX_CONNECTION_AGE;
 pub use status::Status;
 
 /// What the endpoints read.
@@ -38,6 +43,10 @@ pub struct AdminState {
     /// The disk spool, when configured.
     pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
     pub token: Option<SecretString>,
+    pub logs: Arc<LogLimits>,
+    /// `admin_max_connections`, `admin_header_timeout`.
+    pub max_connections: usize,
+    pub header_timeout: Duration,
 }
 
 /// Why the admin server could not bind; self-contained like [`crate::ingest::bind::BindError`].
@@ -74,13 +83,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
 /// Serves until `stop` fires (after the forwarder has finished, so `/readyz` keeps answering
 /// 503 while draining).
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
-    let app = router(state);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    {
-        tracing::error!(error = %e, "admin server failed");
-    }
+    let app = router(state.clone());
+    serve::serve(listener, app, state, stop).await;
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::AdminState;
+use crate::accounting::Listener;
 use crate::auth::AuthStatus;
 use crate::health::Phase;
 
@@ -23,6 +24,7 @@ pub struct Status {
     pub ledger: LedgerStatus,
     pub connections: ConnectionStatus,
     pub auth: AuthStatus,
+    pub admin: AdminStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +60,11 @@ pub struct SpoolStatusDoc {
     pub evicted_segments: u64,
     pub full_refusals: u64,
     pub write_errors: u64,
+    /// False while the directory cannot be written: what it holds is still replayed.
+    pub writable: bool,
+    /// Segments that could not be read back (their datapoints counted `spool_lost`, or, at
+    /// start, never counted).
+    pub lost_segments: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +112,27 @@ pub struct ConnectionStatus {
     pub partial_frame_limit_bytes: u64,
     /// Closed because incomplete frames went over the bound and they held the most.
     pub partial_frame_closed: u64,
+    /// Failed `accept` calls of the carbon listeners (out of file descriptors, mostly).
+    pub accept_errors: u64,
+}
+
+/// The admin server's own connections and bounds.
+#[derive(Debug, Serialize)]
+pub struct AdminStatus {
+    pub max_connections: usize,
+    pub header_timeout_seconds: f64,
+    pub connections: AdminConnectionStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminConnectionStatus {
+    pub open: u64,
+    pub accepted: u64,
+    /// Over `admin_max_connections`: answered 503 and closed.
+    pub refused: u64,
+    /// Closed for sending no whole request header in time (or taking no answer).
+    pub timed_out: u64,
+    pub accept_errors: u64,
 }
 
 impl Status {
@@ -159,6 +187,8 @@ impl Status {
                     evicted_segments: st.evicted_segments,
                     full_refusals: st.full_refusals,
                     write_errors: st.write_errors,
+                    writable: st.writable,
+                    lost_segments: st.lost_segments,
                 }
             }),
             delivery: DeliveryStatus {
@@ -198,8 +228,21 @@ impl Status {
                 partial_frame_bytes: l.partial_frame_bytes,
                 partial_frame_limit_bytes: l.partial_frame_limit,
                 partial_frame_closed: l.connections_partial_frame_closed,
+                accept_errors: l.accept_errors(Listener::Pickle)
+                    + l.accept_errors(Listener::LineTcp),
             },
             auth,
+            admin: AdminStatus {
+                max_connections: s.max_connections,
+                header_timeout_seconds: s.header_timeout.as_secs_f64(),
+                connections: AdminConnectionStatus {
+                    open: l.admin_connections_open,
+                    accepted: l.admin_connections_accepted,
+                    refused: l.admin_connections_refused,
+                    timed_out: l.admin_connections_timed_out,
+                    accept_errors: l.accept_errors(Listener::Admin),
+                },
+            },
         }
     }
 }

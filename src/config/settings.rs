@@ -35,6 +35,11 @@ pub struct AdminSettings {
     pub token: Option<SecretString>,
     /// Buffer fill (0..1) above which `/readyz` answers 503.
     pub ready_high_water: f64,
+    /// Admin connections open at once; more are refused.
+    pub max_connections: usize,
+    /// How long an admin connection may take to send a whole request header, from when it
+    /// opened or was last answered (so also the idle keep-alive timeout).
+    pub header_timeout: Duration,
 }
 
 impl AdminSettings {

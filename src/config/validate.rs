@@ -27,6 +27,9 @@ pub(crate) const MIN_PARTIAL_FRAME_BYTES: u64 = 64 * 1024;
 const PICKLE_HEADER_BYTES: usize = 4;
 /// Room for a few segments of the smallest size and one request-sized record.
 pub(crate) const MIN_SPOOL_BYTES: u64 = 4 * 1024 * 1024;
+/// The admin port serves probes and scrapes, a handful of clients: its bound must stay far
+/// below the process's open-files limit, which the carbon listeners need.
+pub(crate) const ADMIN_MAX_CONNECTIONS: u64 = 4096;
 
 /// Blueflood stores TTLs as a signed 32-bit count of seconds.
 const MAX_TTL: u64 = 2_147_483_646;
@@ -438,6 +441,8 @@ fn admin_settings(v: &Values<'_>) -> Result<AdminSettings, ConfigError> {
         addr,
         token,
         ready_high_water,
+        max_connections: v.count("admin_max_connections", 1, ADMIN_MAX_CONNECTIONS)?,
+        header_timeout: v.seconds("admin_header_timeout")?,
     })
 }
 

@@ -26,9 +26,9 @@ use tokio_util::task::TaskTracker;
 use super::IngestContext;
 use super::conn_registry::{ConnRegistry, ConnSlot};
 use super::framing::{Frame, FrameFault, Framing, ReadBuf};
-use crate::accounting::BadInput;
+use crate::accounting::{BadInput, Listener};
 use crate::config::settings::Protocol;
-use crate::events::{BadInputReceived, ConnectionIdle, ConnectionRefused};
+use crate::events::{AcceptFailed, BadInputReceived, ConnectionIdle, ConnectionRefused};
 use crate::model::Datapoint;
 use crate::protocol::{PointError, RawPoint, line, pickle};
 
@@ -56,10 +56,17 @@ pub async fn serve(
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: pause instead of spinning.
-                tracing::warn!(error = %e, protocol = protocol.label(), "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(error) => {
+                // Out of file descriptors and the like: pause instead of spinning, then accept
+                // again (the connection waits in the kernel's queue).
+                let retry_in = Duration::from_millis(50);
+                AcceptFailed {
+                    listener: Listener::carbon(protocol),
+                    error: &error,
+                    retry_in,
+                }
+                .emit(&ctx.ledger, &ctx.logs);
+                tokio::time::sleep(retry_in).await;
                 continue;
             }
         };

@@ -5,16 +5,20 @@
 //!
 //! The disk never costs data that memory could still hold: when a write fails (disk full,
 //! permission denied, read-only filesystem), the points are handed back to the caller, which
-//! keeps them in memory as if there were no spool; the spool is retried after
-//! [`RETRY_AFTER_ERROR`].
+//! keeps them in memory as if there were no spool; writing is retried after
+//! [`RETRY_AFTER_ERROR`]. Reading back does not wait for that: a disk that cannot be written
+//! can usually still be read, and a segment that cannot be read is given up (counted
+//! `spool_lost`) rather than retried, so one bad file never stops the replay.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+pub use super::status::SpoolStatus;
+use super::status::unix_ms;
 use super::store::{
     Appended, FullPolicy, ReadOutcome, ReadRecord, RecordId, Store, StoreError, StoreOptions,
     StoreStats,
@@ -22,7 +26,8 @@ use super::store::{
 use crate::accounting::Ledger;
 use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
 use crate::events::{
-    LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRecovered, SpoolWriteFailed,
+    LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRecovered, SpoolSegmentLost,
+    SpoolWriteFailed,
 };
 use crate::model::Datapoint;
 
@@ -34,45 +39,6 @@ pub const RECORD_POINTS: usize = 8192;
 
 /// Largest record the store accepts or believes when reading (names are at most a few KiB).
 const MAX_RECORD_BYTES: usize = 64 << 20;
-
-/// Figures for `/status` and `/metrics`, kept current after each operation so that reading
-/// them never waits behind a disk write.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct SpoolStatus {
-    pub dir: PathBuf,
-    /// The store has been opened (at start, or on a later retry).
-    pub opened: bool,
-    pub available: bool,
-    pub max_bytes: u64,
-    pub bytes: u64,
-    pub segments: usize,
-    pub unread_points: u64,
-    pub oldest_written_ms: Option<u64>,
-    /// Points found on disk at start, and how many of those have been read back since.
-    pub recovered_points: u64,
-    pub replayed_points: u64,
-    pub corrupt_records: u64,
-    pub corrupt_bytes: u64,
-    pub evicted_segments: u64,
-    /// Spills refused because the spool was full under `block` (the points stayed in memory).
-    pub full_refusals: u64,
-    pub write_errors: u64,
-    /// Blueflood is failing: new batches go to disk instead of being sent.
-    pub degraded: bool,
-}
-
-impl SpoolStatus {
-    pub fn oldest_age_seconds(&self) -> Option<f64> {
-        self.oldest_written_ms
-            .map(|ms| (unix_ms().saturating_sub(ms)) as f64 / 1000.0)
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// The store; `None` until it could be opened. Locked only on the blocking pool, never on an
 /// async worker: a slow fsync must not stall the flusher or a listener.
@@ -214,6 +180,7 @@ impl Spool {
                     st.recovered_points += recovery.points;
                     st.corrupt_records += recovery.corrupt_records;
                     st.corrupt_bytes += recovery.corrupt_bytes;
+                    st.lost_segments += recovery.unreadable_segments;
                 }
                 *self.rest_lock() = None;
                 self.refresh(Some(stats));
@@ -246,6 +213,7 @@ impl Spool {
             st.segments = stats.segments;
             st.unread_points = stats.unread_points;
             st.oldest_written_ms = stats.oldest_written_ms;
+            st.writable = stats.writable;
             st.opened = true;
         }
         st.available = st.opened && !resting;
@@ -385,12 +353,12 @@ impl Spool {
     /// Reads the next record for delivery (the ledger moves its points from spooled to in
     /// flight). `None` when nothing is unread (or the spool is unusable).
     pub async fn next(&self) -> Option<Replay> {
-        if !self.usable() {
-            return None;
-        }
-        // A spool that could not be opened at start may hold an earlier run's records.
+        // A spool that could not be opened at start may hold an earlier run's records: the
+        // open is tried again once the rest after the last failure is over. Reading an open
+        // spool does not wait out that rest: a disk that cannot be written (full, read-only)
+        // can usually still be read, and replaying it is what empties it.
         let opened = self.status_lock().opened;
-        if !opened && self.try_open().await.is_err() {
+        if !opened && (!self.usable() || self.try_open().await.is_err()) {
             return None;
         }
         loop {
@@ -422,12 +390,19 @@ impl Spool {
                         st.corrupt_records += 1;
                         st.corrupt_bytes += bytes;
                     }
-                    let left = self.recovered_left.load(Ordering::Relaxed);
-                    self.recovered_left
-                        .fetch_sub(lost_points.min(left), Ordering::Relaxed);
+                    self.forget_recovered(lost_points);
                     SpoolCorruptFound {
                         points: lost_points,
                         bytes,
+                    }
+                    .emit(&self.ledger, &self.logs);
+                }
+                Ok(ReadOutcome::Lost { lost_points, error }) => {
+                    self.status_lock().lost_segments += 1;
+                    self.forget_recovered(lost_points);
+                    SpoolSegmentLost {
+                        points: lost_points,
+                        error: &error,
                     }
                     .emit(&self.ledger, &self.logs);
                 }
@@ -437,6 +412,13 @@ impl Spool {
                 }
             }
         }
+    }
+
+    /// Points recovered at start that will never be read back no longer count as to replay.
+    fn forget_recovered(&self, points: u64) {
+        let left = self.recovered_left.load(Ordering::Relaxed);
+        self.recovered_left
+            .fetch_sub(points.min(left), Ordering::Relaxed);
     }
 
     /// Every point of the record was settled (delivered or dropped with a reason).

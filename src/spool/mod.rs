@@ -1,11 +1,17 @@
 //! The durable disk spool behind the memory buffer: `record` (the checksummed record codec,
-//! pure), `store` (segment files, checkpoint, recovery; synchronous), `handle` (the async
-//! front, ledger moves, fallback to memory on disk errors) and `drain` (replays the spool to
-//! Blueflood at a bounded rate).
+//! pure), `store` (the index of segment files; synchronous) with its parts `segment`,
+//! `checkpoint`, `lock` and `recovery`, `handle` (the async front, ledger moves, fallback to
+//! memory on disk errors; its figures in `status`) and `drain` (replays the spool to Blueflood
+//! at a bounded rate).
 
+mod checkpoint;
 pub mod drain;
 pub mod handle;
+mod lock;
 pub mod record;
+mod recovery;
+mod segment;
+mod status;
 pub mod store;
 
 pub use handle::{Refused, Replay, Spool, SpoolOpenError, SpoolStatus};

@@ -1,16 +1,18 @@
-//! The spool's files: a directory of append-only segment files holding `record`s, the
-//! acknowledgement checkpoint, the directory lock, and recovery after a crash. Synchronous,
-//! `std::fs` only; the caller decides which thread runs it.
+//! The spool's files: a directory of append-only segment files holding `record`s and the
+//! acknowledgement checkpoint, behind one index of what is unread, handed out and acked.
+//! Synchronous, `std::fs` only; the caller decides which thread runs it. The parts by role:
+//! `segment` (one segment file: name, magic, writer, reader, reading one record),
+//! `checkpoint` (the `ack` file), `lock` (one process per directory, and whether it can be
+//! written), `recovery` (what an earlier run left, at open).
 //!
 //! # Layout
-//! * `lock`: held with `File::try_lock` for the life of the [`Store`], so two processes never
-//!   share a spool.
+//! * The directory itself is locked (`flock` on a handle of it) for the life of the [`Store`],
+//!   so two processes never share a spool; there is no lock file to delete.
 //! * `NNNNNNNNNNNNNNNNNNNN.seg`: a segment, named by its 20-digit sequence number (ascending =
 //!   oldest first): the magic `BFSPOOL1`, then records. Only the newest segment opened by this
 //!   process is ever appended to.
-//! * `ack`: the checkpoint, `segment: u64 LE | offset: u64 LE | crc32c: u32 LE`: every record
-//!   before `(segment, offset)` has been delivered. Replaced atomically (`ack.tmp`, fsync,
-//!   rename, fsync of the directory).
+//! * `ack`: the checkpoint (see `checkpoint`): every record before `(segment, offset)` has
+//!   been delivered.
 //!
 //! # Decisions
 //! * The in-memory index (per segment: trusted length, live records, unread records and points)
@@ -23,232 +25,68 @@
 //! * The checkpoint is written by `sync`, not by every `ack`: a crash may replay what was acked
 //!   since the last `sync` (again duplicates, never losses; a segment emptied by acks is deleted
 //!   at once, so its records do not come back).
+//! * A segment that can no longer be opened or read while running (deleted, its permissions
+//!   changed, an I/O error) loses its unread records — [`ReadOutcome::Lost`], counted by the
+//!   caller — and reading goes on with the next segment: one bad file never stops the replay
+//!   of the others. Like a cut segment, it is deleted once what was handed out from it is
+//!   acked (if its file is still there).
+//! * A directory that cannot be written (permissions, a read-only mount, the immutable
+//!   attribute) is still opened and replayed: nothing is deleted or cut, the checkpoint moves
+//!   in memory only, and appends are refused ([`StoreError::ReadOnly`]; `append` probes again
+//!   each time, so a directory made writable is used again). Delivery stays at least once: a
+//!   restart replays what was delivered, which Blueflood's idempotent ingest absorbs.
 //! * `oldest_written_ms` assumes records are stamped in non-decreasing order (they are stamped
 //!   when spooled): after a read the next unread record of that segment is taken to be no older
 //!   than the one just read, which keeps the figure from needing a per-record list.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::record::{self, HEADER_BYTES, Record, RecordError};
+use super::checkpoint::{ACK_FILE, read_checkpoint, write_checkpoint};
+use super::lock::{self, DirLock};
+use super::record::{self, HEADER_BYTES};
+use super::recovery::{self, Recovered};
+pub use super::segment::MAGIC;
+use super::segment::{
+    MAGIC_LEN, READ_BUFFER_BYTES, SegmentReader, SegmentWriter, read_record, remove_file,
+    segment_path, sync_dir, truncate,
+};
 use crate::model::Datapoint;
 
-/// The first bytes of every segment file.
-pub const MAGIC: &[u8; 8] = b"BFSPOOL1";
-const MAGIC_LEN: u64 = MAGIC.len() as u64;
-const LOCK_FILE: &str = "lock";
-const ACK_FILE: &str = "ack";
-const ACK_TMP_FILE: &str = "ack.tmp";
-const CHECKPOINT_BYTES: usize = 8 + 8 + 4;
-const SEGMENT_SUFFIX: &str = ".seg";
-const SEGMENT_DIGITS: usize = 20;
-/// Reads of a segment go through a buffer of this size, so a record is usually one copy.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+mod types;
 
-/// What `append` does when the bound would be passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FullPolicy {
-    /// Delete whole oldest segments to make room.
-    DropOldest,
-    /// Refuse the record (`Appended::Full`).
-    Block,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    /// Bound on the sum of segment file sizes.
-    pub max_bytes: u64,
-    /// Rotate when the active segment would pass this.
-    pub segment_bytes: u64,
-    /// Bound on a record's payload length field: records longer than this are corrupt on read,
-    /// refused on append.
-    pub max_record_bytes: usize,
-    pub full_policy: FullPolicy,
-    /// `true` = `sync_data` after each append ("every batch").
-    pub sync_every_append: bool,
-}
-
-/// Where a record is: its segment and the offset of its header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RecordId {
-    pub segment: u64,
-    pub offset: u64,
-}
-
-/// What `open` found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Recovery {
-    /// Segments kept (holding records not yet acknowledged).
-    pub segments: usize,
-    /// Records and points to replay.
-    pub records: u64,
-    pub points: u64,
-    /// Size of the kept segment files.
-    pub bytes: u64,
-    /// Records (or torn tails) found broken and cut off, and the bytes cut.
-    pub corrupt_records: u64,
-    pub corrupt_bytes: u64,
-    /// Oldest `written_ms` among the records to replay.
-    pub oldest_written_ms: Option<u64>,
-    /// The checkpoint was missing, did not pass its checksum, or did not land on a record
-    /// boundary (that segment is then replayed from its start).
-    pub checkpoint_missing_or_corrupt: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// Written. When the bound forced it (DropOldest), whole oldest segments were deleted first:
-    /// `evicted_points` = their points not yet handed out by `read` (still counted as spooled).
-    Stored {
-        evicted_segments: u64,
-        evicted_points: u64,
-    },
-    /// Policy Block and no room: nothing written.
-    Full,
-}
-
-#[derive(Debug)]
-pub struct ReadRecord {
-    pub id: RecordId,
-    pub written_ms: u64,
-    pub points: Vec<Datapoint>,
-}
-
-#[derive(Debug)]
-pub enum ReadOutcome {
-    Record(ReadRecord),
-    /// Nothing unread.
-    Empty,
-    /// A record failed its checksum (or length/parse) while being read: the rest of that segment
-    /// was cut off (file truncated to the last good record when possible); `lost_points` = the
-    /// points the store had counted in that part. Call `read` again.
-    Corrupt {
-        lost_points: u64,
-        bytes: u64,
-    },
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct StoreStats {
-    pub bytes: u64,
-    pub segments: usize,
-    /// Appended/recovered, not yet handed out by read.
-    pub unread_points: u64,
-    /// Handed out by read, not yet acked.
-    pub unacked_records: u64,
-    /// Oldest unacked record (a lower bound once a segment is partly read: see the module notes).
-    pub oldest_written_ms: Option<u64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("spool directory {path} is in use by another process (its lock file is held)")]
-    Locked { path: PathBuf },
-    #[error("spool: cannot {op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "spool: a record of {record_bytes} bytes can never be stored \
-         (max_record_bytes {max_record_bytes}, max_bytes {max_bytes})"
-    )]
-    TooLarge {
-        record_bytes: u64,
-        max_record_bytes: usize,
-        max_bytes: u64,
-    },
-    #[error("spool: ack of {got:?} out of order (next to ack: {expected:?})")]
-    AckOutOfOrder {
-        got: RecordId,
-        expected: Option<RecordId>,
-    },
-}
-
-fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io { op, path, source }
-}
+pub(super) use types::io_error;
+pub use types::{
+    Appended, FullPolicy, ReadOutcome, ReadRecord, RecordId, Recovery, StoreError, StoreOptions,
+    StoreStats,
+};
 
 /// The index entry of one segment file.
 #[derive(Debug)]
-struct Segment {
-    seq: u64,
-    path: PathBuf,
+pub(super) struct Segment {
+    pub(super) seq: u64,
+    pub(super) path: PathBuf,
     /// Bytes readers trust: the magic and whole good records.
-    len: u64,
+    pub(super) len: u64,
     /// Offset of the next record `read` hands out.
-    read_offset: u64,
+    pub(super) read_offset: u64,
     /// Live records: those after the checkpoint when recovered, plus those appended.
-    records: u64,
-    unread_records: u64,
-    unread_points: u64,
-    acked_records: u64,
+    pub(super) records: u64,
+    pub(super) unread_records: u64,
+    pub(super) unread_points: u64,
+    pub(super) acked_records: u64,
     /// Oldest `written_ms` among the unread records (see the module notes).
-    oldest_unread_ms: Option<u64>,
+    pub(super) oldest_unread_ms: Option<u64>,
     /// No longer appended to; deleted once every live record is acked.
-    sealed: bool,
+    pub(super) sealed: bool,
 }
 
 impl Segment {
     fn fully_acked(&self) -> bool {
         self.acked_records == self.records
     }
-}
-
-/// The file the active segment is appended through.
-#[derive(Debug)]
-struct SegmentWriter {
-    file: File,
-    path: PathBuf,
-    /// The trusted length: what the index may claim.
-    len: u64,
-    /// Written since the last `sync_data`.
-    dirty: bool,
-    /// A failed write could not be cut off, so the file may hold bytes past `len` and nothing
-    /// may be appended after them.
-    broken: bool,
-}
-
-impl SegmentWriter {
-    /// One `write_all` per record, so a record is either wholly there or cut off here.
-    fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if let Err(source) = self.file.write_all(bytes) {
-            if self.file.set_len(self.len).is_err() {
-                self.broken = true;
-            }
-            return Err(StoreError::Io {
-                op: "write segment",
-                path: self.path.clone(),
-                source,
-            });
-        }
-        self.len += bytes.len() as u64;
-        self.dirty = true;
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(io_error("sync segment", &self.path))?;
-            self.dirty = false;
-        }
-        Ok(())
-    }
-}
-
-/// An open read position in one segment.
-struct SegmentReader {
-    seq: u64,
-    /// Offset the buffered reader is at.
-    pos: u64,
-    inner: BufReader<File>,
 }
 
 /// A record handed out by `read`, not yet acked.
@@ -264,7 +102,9 @@ pub struct Store {
     dir: PathBuf,
     opts: StoreOptions,
     /// Held, never read: the lock lives as long as this handle.
-    _lock: File,
+    _lock: DirLock,
+    /// Names can be created and removed in `dir` (see the module notes).
+    writable: bool,
     /// Oldest first; while `writer` is set, the last one is the active segment.
     segments: VecDeque<Segment>,
     writer: Option<SegmentWriter>,
@@ -288,99 +128,24 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating it if missing) and locks `dir`, then recovers: segments wholly before the
-    /// checkpoint are deleted, the others scanned record by record and cut at their first bad
-    /// record. New records go to a new segment.
+    /// Opens (creating it if missing) and locks `dir`, then recovers (see `recovery`). New
+    /// records go to a new segment. A directory that cannot be written opens read-only.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_error("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(io_error("lock", &lock_path)(e)),
-        }
-
+        let lock = lock::lock(dir)?;
+        let writable = lock::probe_writable(dir).is_ok();
         let checkpoint = read_checkpoint(&dir.join(ACK_FILE))?;
-        let mut recovery = Recovery {
-            checkpoint_missing_or_corrupt: checkpoint.is_none(),
-            ..Recovery::default()
-        };
-        let seqs = list_segments(dir)?;
-        // Never reuse a number at or below the checkpoint's: such a segment would be taken for
-        // an acknowledged one at the next open.
-        let next_seq = seqs
-            .last()
-            .copied()
-            .max(checkpoint.map(|c| c.segment))
-            .map_or(0, |s| s.saturating_add(1));
-
-        let mut segments = VecDeque::new();
         let mut buf = Vec::new();
-        for seq in seqs {
-            let path = segment_path(dir, seq);
-            if checkpoint.is_some_and(|c| seq < c.segment) {
-                remove_file(&path)?;
-                continue;
-            }
-            let ckpt_offset = checkpoint.filter(|c| c.segment == seq).map(|c| c.offset);
-            let scan = scan_segment(&path, ckpt_offset, opts.max_record_bytes, &mut buf)?;
-            let Some(good_len) = scan.good_len else {
-                recovery.corrupt_records += 1;
-                recovery.corrupt_bytes += scan.file_len;
-                remove_file(&path)?;
-                continue;
-            };
-            if good_len < scan.file_len {
-                recovery.corrupt_records += 1;
-                recovery.corrupt_bytes += scan.file_len - good_len;
-                truncate(&path, good_len)?;
-            }
-            let (live, start) = match (ckpt_offset, scan.after_checkpoint) {
-                (Some(offset), Some(after)) => (after, offset.min(good_len)),
-                (Some(_), None) => {
-                    recovery.checkpoint_missing_or_corrupt = true;
-                    (scan.all, MAGIC_LEN)
-                }
-                (None, _) => (scan.all, MAGIC_LEN),
-            };
-            if live.records == 0 {
-                remove_file(&path)?;
-                continue;
-            }
-            recovery.segments += 1;
-            recovery.records += live.records;
-            recovery.points += live.points;
-            recovery.bytes += good_len;
-            recovery.oldest_written_ms = min_opt(recovery.oldest_written_ms, live.oldest_ms);
-            segments.push_back(Segment {
-                seq,
-                path,
-                len: good_len,
-                read_offset: start,
-                records: live.records,
-                unread_records: live.records,
-                unread_points: live.points,
-                acked_records: 0,
-                oldest_unread_ms: live.oldest_ms,
-                sealed: true,
-            });
-        }
-
+        let Recovered {
+            segments,
+            recovery,
+            next_seq,
+        } = recovery::recover(dir, checkpoint, opts.max_record_bytes, writable, &mut buf)?;
         let store = Store {
             dir: dir.to_path_buf(),
             opts,
             _lock: lock,
+            writable,
             segments,
             writer: None,
             reader: None,
@@ -414,6 +179,13 @@ impl Store {
                 max_record_bytes: self.opts.max_record_bytes,
                 max_bytes: self.opts.max_bytes,
             });
+        }
+        if !self.writable {
+            lock::probe_writable(&self.dir).map_err(|source| StoreError::ReadOnly {
+                path: self.dir.clone(),
+                source,
+            })?;
+            self.writable = true;
         }
 
         let mut evicted_segments = 0;
@@ -497,27 +269,29 @@ impl Store {
         };
         let seg = &self.segments[idx];
         let (seq, offset, valid_len) = (seg.seq, seg.read_offset, seg.len);
+        let path = seg.path.clone();
         let mut reader = match self.reader.take() {
             Some(r) if r.seq == seq => r,
-            _ => {
-                let file = File::open(&seg.path).map_err(io_error("open segment", &seg.path))?;
-                SegmentReader {
+            _ => match File::open(&path) {
+                Ok(file) => SegmentReader {
                     seq,
                     pos: 0,
                     inner: BufReader::with_capacity(READ_BUFFER_BYTES, file),
-                }
-            }
+                },
+                Err(e) => return self.lose(idx, io_error("open segment", &path)(e)),
+            },
         };
         if reader.pos != offset {
-            reader
-                .inner
-                .seek(SeekFrom::Start(offset))
-                .map_err(io_error("seek segment", &seg.path))?;
+            if let Err(e) = reader.inner.seek(SeekFrom::Start(offset)) {
+                return self.lose(idx, io_error("seek segment", &path)(e));
+            }
             reader.pos = offset;
         }
         let max = self.opts.max_record_bytes;
-        let read = read_record(&mut reader.inner, offset, valid_len, max, &mut self.buf)
-            .map_err(io_error("read segment", &seg.path))?;
+        let read = match read_record(&mut reader.inner, offset, valid_len, max, &mut self.buf) {
+            Ok(read) => read,
+            Err(e) => return self.lose(idx, io_error("read segment", &path)(e)),
+        };
         match read {
             Ok((rec, took)) => {
                 reader.pos = offset + took;
@@ -596,7 +370,8 @@ impl Store {
         if let Some(w) = self.writer.as_mut() {
             w.sync()?;
         }
-        if self.checkpoint != self.persisted_checkpoint
+        if self.writable
+            && self.checkpoint != self.persisted_checkpoint
             && let Some(c) = self.checkpoint
         {
             write_checkpoint(&self.dir, c)?;
@@ -618,11 +393,17 @@ impl Store {
             unread_points: self.unread_points,
             unacked_records: self.in_flight.len() as u64,
             oldest_written_ms: min_opt(in_flight, unread),
+            writable: self.writable,
         }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether names can be created in the directory (as of open, or the last append).
+    pub fn writable(&self) -> bool {
+        self.writable
     }
 
     /// The segment being appended to, if any.
@@ -722,7 +503,40 @@ impl Store {
         if self.writer.is_some() && idx == self.segments.len() {
             self.writer = None;
         }
+        if !self.writable {
+            // Forgotten here, replayed again after a restart (at least once).
+            return Ok(());
+        }
         remove_file(&seg.path)
+    }
+
+    /// Segment `idx` cannot be read from its read offset on (`error`): its unread records are
+    /// given up. Like a cut segment, it is deleted (if its file is still there) once the
+    /// records already handed out from it are acked; an active one is sealed first, so that new
+    /// records go to a new file rather than after bytes that cannot be read back.
+    fn lose(&mut self, idx: usize, error: StoreError) -> Result<ReadOutcome, StoreError> {
+        self.reader = None;
+        let is_active = self.writer.is_some() && idx + 1 == self.segments.len();
+        let seg = &mut self.segments[idx];
+        let lost_points = seg.unread_points;
+        self.bytes -= seg.len - seg.read_offset;
+        self.unread_points = self.unread_points.saturating_sub(seg.unread_points);
+        seg.len = seg.read_offset;
+        seg.records -= seg.unread_records;
+        seg.unread_records = 0;
+        seg.unread_points = 0;
+        seg.oldest_unread_ms = None;
+        let done = if is_active {
+            self.seal_active(false)
+        } else if seg.sealed && seg.fully_acked() {
+            self.delete_segment(idx)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = done {
+            tracing::debug!(error = %e, "spool: could not delete a segment that cannot be read");
+        }
+        Ok(ReadOutcome::Lost { lost_points, error })
     }
 
     /// Cuts segment `idx` at `offset` (a bad record found by `read`): its unread records are
@@ -767,249 +581,7 @@ impl Store {
     }
 }
 
-/// Counts over a run of records.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    records: u64,
-    points: u64,
-    oldest_ms: Option<u64>,
-}
-
-impl Tally {
-    fn add(&mut self, rec: &Record) {
-        self.records += 1;
-        self.points += rec.points.len() as u64;
-        self.oldest_ms = min_opt(self.oldest_ms, Some(rec.written_ms));
-    }
-}
-
-/// What a recovery scan found in one segment file.
-#[derive(Debug)]
-struct Scan {
-    file_len: u64,
-    /// The magic and the whole good records before the first bad one; `None`: bad magic.
-    good_len: Option<u64>,
-    all: Tally,
-    /// Records at or after the checkpoint offset; `None` when that offset is not a record
-    /// boundary (an offset past the good records has none after it, and is trusted).
-    after_checkpoint: Option<Tally>,
-}
-
-fn scan_segment(
-    path: &Path,
-    checkpoint: Option<u64>,
-    max_record_bytes: usize,
-    buf: &mut Vec<u8>,
-) -> Result<Scan, StoreError> {
-    let file = File::open(path).map_err(io_error("open segment", path))?;
-    let file_len = file
-        .metadata()
-        .map_err(io_error("stat segment", path))?
-        .len();
-    let mut scan = Scan {
-        file_len,
-        good_len: None,
-        all: Tally::default(),
-        after_checkpoint: checkpoint
-            .filter(|&c| c >= MAGIC_LEN)
-            .map(|_| Tally::default()),
-    };
-    let mut r = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-    let mut magic = [0; MAGIC.len()];
-    if file_len < MAGIC_LEN {
-        return Ok(scan);
-    }
-    r.read_exact(&mut magic)
-        .map_err(io_error("read segment", path))?;
-    if &magic != MAGIC {
-        return Ok(scan);
-    }
-    let mut offset = MAGIC_LEN;
-    loop {
-        let read = read_record(&mut r, offset, file_len, max_record_bytes, buf)
-            .map_err(io_error("read segment", path))?;
-        let Ok((rec, took)) = read else { break };
-        let end = offset + took;
-        if let Some(c) = checkpoint {
-            if offset < c && c < end {
-                scan.after_checkpoint = None;
-            } else if let Some(after) = scan.after_checkpoint.as_mut().filter(|_| offset >= c) {
-                after.add(&rec);
-            }
-        }
-        scan.all.add(&rec);
-        offset = end;
-    }
-    scan.good_len = Some(offset);
-    Ok(scan)
-}
-
-/// Reads the record at `offset` (where `r` is positioned) without reading at or past
-/// `valid_len`. The inner result is the record and its size, or why the bytes there are not one
-/// (`Incomplete` also when the file ends early).
-fn read_record(
-    r: &mut impl Read,
-    offset: u64,
-    valid_len: u64,
-    max_record_bytes: usize,
-    buf: &mut Vec<u8>,
-) -> io::Result<Result<(Record, u64), RecordError>> {
-    let available = valid_len.saturating_sub(offset);
-    if available < HEADER_BYTES as u64 {
-        return Ok(Err(RecordError::Incomplete {
-            needed: HEADER_BYTES,
-        }));
-    }
-    buf.clear();
-    buf.resize(HEADER_BYTES, 0);
-    if !read_fully(r, buf)? {
-        return Ok(Err(RecordError::Incomplete {
-            needed: HEADER_BYTES,
-        }));
-    }
-    // The header alone tells the record's size, or that its length field is damaged.
-    let needed = match record::decode(buf, max_record_bytes) {
-        Err(RecordError::Incomplete { needed }) => needed,
-        Ok((rec, took)) => return Ok(Ok((rec, took as u64))),
-        Err(e) => return Ok(Err(e)),
-    };
-    if needed as u64 > available {
-        return Ok(Err(RecordError::Incomplete { needed }));
-    }
-    buf.resize(needed, 0);
-    if !read_fully(r, &mut buf[HEADER_BYTES..])? {
-        return Ok(Err(RecordError::Incomplete { needed }));
-    }
-    Ok(record::decode(buf, max_record_bytes).map(|(rec, took)| (rec, took as u64)))
-}
-
-/// `read_exact`, with an early end of file as `false` rather than an error.
-fn read_fully(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    match r.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The checkpoint, or `None` when the file is missing or damaged.
-fn read_checkpoint(path: &Path) -> Result<Option<RecordId>, StoreError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("read checkpoint", path)(e)),
-    };
-    let Ok(arr) = <[u8; CHECKPOINT_BYTES]>::try_from(bytes.as_slice()) else {
-        return Ok(None);
-    };
-    let [
-        s0,
-        s1,
-        s2,
-        s3,
-        s4,
-        s5,
-        s6,
-        s7,
-        o0,
-        o1,
-        o2,
-        o3,
-        o4,
-        o5,
-        o6,
-        o7,
-        c0,
-        c1,
-        c2,
-        c3,
-    ] = arr;
-    if crc32c::crc32c(&arr[..16]) != u32::from_le_bytes([c0, c1, c2, c3]) {
-        return Ok(None);
-    }
-    Ok(Some(RecordId {
-        segment: u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]),
-        offset: u64::from_le_bytes([o0, o1, o2, o3, o4, o5, o6, o7]),
-    }))
-}
-
-fn encode_checkpoint(c: RecordId) -> [u8; CHECKPOINT_BYTES] {
-    let mut out = [0; CHECKPOINT_BYTES];
-    out[..8].copy_from_slice(&c.segment.to_le_bytes());
-    out[8..16].copy_from_slice(&c.offset.to_le_bytes());
-    let crc = crc32c::crc32c(&out[..16]);
-    out[16..].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-/// Replaces `ack` so that a crash leaves either the old or the new checkpoint, never a mix.
-fn write_checkpoint(dir: &Path, c: RecordId) -> Result<(), StoreError> {
-    let tmp = dir.join(ACK_TMP_FILE);
-    let mut file = File::create(&tmp).map_err(io_error("create checkpoint", &tmp))?;
-    file.write_all(&encode_checkpoint(c))
-        .map_err(io_error("write checkpoint", &tmp))?;
-    file.sync_all().map_err(io_error("sync checkpoint", &tmp))?;
-    let path = dir.join(ACK_FILE);
-    fs::rename(&tmp, &path).map_err(io_error("rename checkpoint to", &path))?;
-    sync_dir(dir)
-}
-
-fn segment_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:020}{SEGMENT_SUFFIX}"))
-}
-
-/// Sequence numbers of the segment files in `dir`, ascending. Anything else is ignored.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let mut seqs = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
-        let entry = entry.map_err(io_error("list", dir))?;
-        let name = entry.file_name();
-        let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(SEGMENT_SUFFIX)) else {
-            continue;
-        };
-        if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(seq) = digits.parse::<u64>() else {
-            continue;
-        };
-        if entry
-            .file_type()
-            .map_err(io_error("stat", &entry.path()))?
-            .is_file()
-        {
-            seqs.push(seq);
-        }
-    }
-    seqs.sort_unstable();
-    Ok(seqs)
-}
-
-fn remove_file(path: &Path) -> Result<(), StoreError> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error("delete", path)(e)),
-    }
-}
-
-fn truncate(path: &Path, len: u64) -> Result<(), StoreError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_error("open segment", path))?;
-    file.set_len(len).map_err(io_error("truncate", path))?;
-    file.sync_all().map_err(io_error("sync segment", path))
-}
-
-/// Makes created, renamed and deleted names in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync directory", dir))
-}
-
-fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,

@@ -246,6 +246,19 @@ impl LedgerCollector {
             "Spool disk operations that failed (data kept in memory)",
             st.write_errors,
         )?;
+        counter(
+            enc,
+            "spool_lost_segments",
+            "Spool segments that could not be read back (their datapoints dropped as spool_lost)",
+            st.lost_segments,
+        )?;
+        gauge(
+            enc,
+            "spool_writable",
+            "1 when the spool directory can be written, 0 while it is only replayed",
+            None,
+            f64::from(u8::from(st.writable)),
+        )?;
         Ok(())
     }
 }
@@ -400,6 +413,38 @@ impl Collector for LedgerCollector {
             "Bound on incomplete frames and lines over all TCP connections",
             Some(&Unit::Bytes),
             s.partial_frame_limit as f64,
+        )?;
+        labelled_counters(
+            &mut enc,
+            "accept_errors",
+            "Failed accepts (out of file descriptors, mostly), by listener",
+            "listener",
+            s.accept_errors.iter().map(|(l, n)| (l.label(), *n)),
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_accepted",
+            "Admin connections accepted",
+            s.admin_connections_accepted,
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_refused",
+            "Admin connections refused at admin_max_connections",
+            s.admin_connections_refused,
+        )?;
+        counter(
+            &mut enc,
+            "admin_connections_timed_out",
+            "Admin connections closed for sending no whole request header within admin_header_timeout",
+            s.admin_connections_timed_out,
+        )?;
+        gauge(
+            &mut enc,
+            "admin_connections_open",
+            "Admin connections open",
+            None,
+            s.admin_connections_open as f64,
         )?;
         if let Some(spool) = &self.spool {
             self.encode_spool(&mut enc, spool, &s)?;

@@ -64,6 +64,8 @@ pub fn settings(blueflood_url: &str) -> Settings {
             addr: "127.0.0.1:0".parse().expect("addr"),
             token: None,
             ready_high_water: 0.9,
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
         },
     }
 }

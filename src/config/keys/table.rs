@@ -2,7 +2,9 @@
 //! help text, in `--help` order within each group. What a key spec means is in `keys.rs`.
 
 use super::super::schema::ValueType;
-use super::super::validate::{MIN_BUFFER_BYTES, MIN_PARTIAL_FRAME_BYTES, MIN_SPOOL_BYTES};
+use super::super::validate::{
+    ADMIN_MAX_CONNECTIONS, MIN_BUFFER_BYTES, MIN_PARTIAL_FRAME_BYTES, MIN_SPOOL_BYTES,
+};
 use super::{Group, KeySpec, Kind};
 
 const fn value(
@@ -552,5 +554,26 @@ pub(crate) static KEYS: &[KeySpec] = &[
         Fraction { above: "0.1" },
         Operation,
         "Buffer fill (0..1) above which /readyz answers 503, until it falls 0.1 below",
+    ),
+    value(
+        "admin_max_connections",
+        None,
+        Some("64"),
+        "N",
+        Integer {
+            min: 1,
+            max: Some(ADMIN_MAX_CONNECTIONS),
+        },
+        Operation,
+        "Concurrent admin connections; more are answered 503 and closed",
+    ),
+    value(
+        "admin_header_timeout",
+        None,
+        Some("10"),
+        "SECONDS",
+        Seconds,
+        Operation,
+        "Close an admin connection that has not sent a whole request header this long after it opened or its last answer",
     ),
 ];

@@ -1,8 +1,11 @@
 //! Unit tests of `store`.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 
+use super::super::checkpoint::encode_checkpoint;
 use super::*;
+
+mod faults;
 
 const MIB: usize = 1 << 20;
 
@@ -45,6 +48,9 @@ fn next(store: &mut Store) -> Option<ReadRecord> {
         ReadOutcome::Empty => None,
         ReadOutcome::Corrupt { lost_points, bytes } => {
             panic!("unexpected corruption: {lost_points} points, {bytes} bytes")
+        }
+        ReadOutcome::Lost { lost_points, error } => {
+            panic!("unexpected loss of {lost_points} points: {error}")
         }
     }
 }
@@ -711,7 +717,13 @@ fn bit_flip_in_the_active_segment_cuts_it_and_appends_continue() {
 fn stats_follow_reads_and_acks() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut s, _) = open(tmp.path(), big());
-    assert_eq!(s.stats(), StoreStats::default());
+    assert_eq!(
+        s.stats(),
+        StoreStats {
+            writable: true,
+            ..StoreStats::default()
+        }
+    );
     for i in 0..3 {
         append(&mut s, i);
     }

@@ -1,0 +1,136 @@
+//! Unit tests of the store when its files are taken away or cannot be written: a segment
+//! deleted while running is given up and reading goes on; a directory that cannot be written
+//! is still replayed and left as it was. (A segment unreadable at open needs a non-root
+//! process: `tests/spool_crash.rs` covers it.)
+
+use super::*;
+
+#[test]
+fn a_deleted_segment_is_lost_and_reading_goes_on_with_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, _) = open(tmp.path(), opts(400, 1 << 30));
+    for i in 0..30 {
+        append(&mut s, i);
+    }
+    let segs = seg_files(tmp.path());
+    assert!(segs.len() >= 4, "{segs:?}");
+    let first = next(&mut s).unwrap();
+    assert_eq!(batches(std::slice::from_ref(&first)), vec![0]);
+    fs::remove_file(&segs[1]).unwrap();
+    let mut got = vec![first];
+    let mut lost = 0;
+    loop {
+        match s.read().unwrap() {
+            ReadOutcome::Record(r) => got.push(r),
+            ReadOutcome::Lost { lost_points, error } => {
+                assert!(
+                    error.to_string().contains(&segs[1].display().to_string()),
+                    "{error}"
+                );
+                lost += lost_points;
+            }
+            ReadOutcome::Empty => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    let read = batches(&got);
+    let gone: Vec<u64> = (0..30).filter(|i| !read.contains(i)).collect();
+    assert!(!gone.is_empty());
+    assert_eq!(
+        lost,
+        gone.iter().map(|&i| batch(i).len() as u64).sum::<u64>()
+    );
+    assert!(read.windows(2).all(|w| w[0] < w[1]), "{read:?}");
+    assert_eq!(read.last(), Some(&29), "the segments after it are read");
+    assert_eq!(s.stats().unread_points, 0);
+    for r in &got {
+        s.ack(r.id).unwrap();
+    }
+    s.sync().unwrap();
+    assert_eq!(s.stats().bytes, disk_bytes(tmp.path()));
+    drop(s);
+    let (mut s, rec) = open(tmp.path(), opts(400, 1 << 30));
+    assert_eq!(rec.records, 0, "{rec:?}");
+    assert!(read_all(&mut s).is_empty());
+}
+
+#[test]
+fn a_deleted_active_segment_is_sealed_and_new_records_go_to_a_new_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, _) = open(tmp.path(), big());
+    append(&mut s, 0);
+    append(&mut s, 1);
+    let seg = seg_files(tmp.path())[0].clone();
+    fs::remove_file(&seg).unwrap();
+    match s.read().unwrap() {
+        ReadOutcome::Lost { lost_points, .. } => assert_eq!(lost_points, points_of(0..2)),
+        other => panic!("{other:?}"),
+    }
+    append(&mut s, 2);
+    assert_eq!(seg_files(tmp.path()).len(), 1, "a new segment file");
+    assert_ne!(seg_files(tmp.path())[0], seg);
+    assert_eq!(batches(&read_all(&mut s)), vec![2]);
+    assert_eq!(s.stats().bytes, disk_bytes(tmp.path()));
+}
+
+/// Makes the checkpoint's temporary name a directory: creating a file there fails, as it
+/// would in a directory this process may not write (which root cannot make for itself).
+fn block_writes(dir: &Path) -> PathBuf {
+    let blocker = dir.join("ack.tmp");
+    fs::create_dir(&blocker).unwrap();
+    blocker
+}
+
+#[test]
+fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = record::encoded_len(&batch(0)) as u64;
+    let o = || opts(MAGIC_LEN + 2 * one, 1 << 30);
+    {
+        let (mut s, _) = open(tmp.path(), o());
+        for i in 0..6 {
+            append(&mut s, i);
+        }
+        s.sync().unwrap();
+    }
+    // A torn tail that a writable open would cut off.
+    let last = seg_files(tmp.path()).pop().unwrap();
+    let torn_len = fs::metadata(&last).unwrap().len() - 3;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(torn_len)
+        .unwrap();
+    let blocker = block_writes(tmp.path());
+    let files = seg_files(tmp.path());
+
+    let (mut s, rec) = open(tmp.path(), o());
+    assert!(rec.read_only, "{rec:?}");
+    assert_eq!(rec.corrupt_records, 1);
+    assert!(!s.writable() && !s.stats().writable);
+    let recs = read_all(&mut s);
+    assert_eq!(batches(&recs), vec![0, 1, 2, 3, 4]);
+    for r in &recs {
+        s.ack(r.id).unwrap();
+    }
+    s.sync().unwrap();
+    assert!(matches!(
+        s.append(&batch(9), 9),
+        Err(StoreError::ReadOnly { .. })
+    ));
+    assert_eq!(seg_files(tmp.path()), files, "nothing deleted or created");
+    assert_eq!(fs::metadata(&last).unwrap().len(), torn_len, "nothing cut");
+    assert!(!tmp.path().join("ack").exists(), "no checkpoint written");
+
+    // Writable again: the next append probes, and the store is used as usual.
+    fs::remove_dir(&blocker).unwrap();
+    append(&mut s, 7);
+    assert!(s.writable());
+    assert_eq!(batches(&read_all(&mut s)), vec![7]);
+    drop(s);
+    // Nothing was acknowledged on disk: the next open replays everything again.
+    let (mut s, rec) = open(tmp.path(), o());
+    assert!(!rec.read_only);
+    assert_eq!(batches(&read_all(&mut s)), vec![0, 1, 2, 3, 4, 7]);
+}
