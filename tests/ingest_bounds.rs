@@ -202,13 +202,14 @@ async fn a_sender_with_data_makes_room_by_closing_the_connection_idle_longest() 
     }
     c.wait_status(WAIT, "20 open", |s| n(&s["connections"]["open"]) == 20)
         .await;
-    // Two connections (line, then pickle) each make room.
+    // The line sender makes room; the pickle sender too, unless the line sender's slot was
+    // already free again (it shuts down after writing), so one or two evictions.
     good_sender_served(&c, &bf, "good", 5).await;
     let s = c.status().await;
-    assert_eq!(
-        n(&s["connections"]["idle_evicted"]),
-        2,
-        "{case}: two idle connections closed to make room; {s:#}"
+    let evicted = n(&s["connections"]["idle_evicted"]);
+    assert!(
+        (1..=2).contains(&evicted),
+        "{case}: one idle connection closed per sender that needed room; {s:#}"
     );
     assert_eq!(n(&s["connections"]["refused"]), 0, "{case}: {s:#}");
     assert!(
@@ -216,7 +217,7 @@ async fn a_sender_with_data_makes_room_by_closing_the_connection_idle_longest() 
         "{case}: the connection idle longest was not the one closed"
     );
     let mets = c.metrics().await;
-    assert_eq!(metric(&mets, "connections_idle_evicted_total"), 2);
+    assert_eq!(metric(&mets, "connections_idle_evicted_total"), evicted);
     drop(conns);
     c.wait_status(WAIT, "no connection open", |s| {
         n(&s["connections"]["open"]) == 0
