@@ -343,7 +343,7 @@ impl DeliveryRetry<'_> {
         let Some(suppressed) = limits.delivery_refused[refusal as usize].check() else {
             return;
         };
-        // `cause` holds the server's text only as an `answer::excerpt`: escaped and short.
+        // `cause` holds the server's text only through `redact::foreign_text`: escaped and short.
         tracing::error!(
             attempt = self.attempt,
             retry_in_ms = self.delay.as_millis() as u64,

@@ -39,6 +39,15 @@ pub fn url_text(text: &str) -> String {
     }
 }
 
+/// A server's `Location` (or any URL it sent) for a log line: [`url_text`], then
+/// [`foreign_text`].
+pub fn location(raw: &[u8], max_chars: usize) -> String {
+    foreign_text(
+        url_text(&String::from_utf8_lossy(raw)).as_bytes(),
+        max_chars,
+    )
+}
+
 /// Foreign bytes as one line of at most `max_chars` characters: invalid UTF-8 replaced,
 /// control and bidi-formatting characters escaped (`\n`, `\u{1b}`), `…` when cut.
 pub fn foreign_text(bytes: &[u8], max_chars: usize) -> String {
@@ -97,5 +106,16 @@ mod tests {
         assert_eq!(foreign_text(b"abcdef", 3), "abc…");
         assert_eq!(foreign_text(b"\xff{}", 10), "\u{fffd}{}");
         assert_eq!(foreign_text("é \"q\"".as_bytes(), 10), "é \"q\"");
+        assert_eq!(foreign_text(b"\xc2\x9b", 10), "\\u{9b}", "C1 controls too");
+        assert_eq!(foreign_text(b"", 10), "");
+    }
+
+    #[test]
+    fn a_location_loses_its_userinfo_and_its_control_characters() {
+        assert_eq!(
+            location(b"https://u:pw@evil.example/\r\nx", 100),
+            "https://***@evil.example/\\r\\nx"
+        );
+        assert_eq!(location("é".repeat(10).as_bytes(), 3), "ééé…");
     }
 }

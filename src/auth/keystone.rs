@@ -233,7 +233,7 @@ impl Keystone {
             if resp.status().is_redirection() {
                 let location = resp.headers().get(reqwest::header::LOCATION).map_or_else(
                     || "(no Location)".to_owned(),
-                    |v| shown_location(v.as_bytes()),
+                    |v| crate::redact::location(v.as_bytes(), LOCATION_SHOWN_CHARS),
                 );
                 KeystoneRedirected {
                     status,
@@ -310,34 +310,6 @@ async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u
     Ok(body)
 }
 
-/// A redirect's `Location` for a log line and `/status`: the server's bytes, so control
-/// characters are escaped (no forged log lines), any user:password removed, and the length
-/// bounded.
-fn shown_location(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let text = match url::Url::parse(&text) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string().into()
-        }
-        _ => text,
-    };
-    let mut shown = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == LOCATION_SHOWN_CHARS {
-            shown.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
-
 /// A reqwest error with its causes ("connection refused"), without the URL's query or any
 /// header: nothing secret is in either, but the chain is what an operator needs.
 fn describe(e: &reqwest::Error) -> String {
@@ -403,6 +375,3 @@ impl TokenProvider for Keystone {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

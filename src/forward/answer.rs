@@ -2,7 +2,8 @@
 //! (`Retry-After`, `Location`) and at most a bounded number of body bytes. A server that sends
 //! more (a 1 GiB page, an endless chunked stream) costs that bound, not its size: reading stops
 //! there and the response is dropped, which closes its connection rather than returning it to
-//! the pool half read. Also the one way a server's text reaches a log line: [`excerpt`].
+//! the pool half read. A server's text reaches a log line only through
+//! [`crate::redact::foreign_text`].
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub struct Answer {
     pub body: Bytes,
     /// False when the body was longer than that limit: `body` is only its start.
     pub complete: bool,
-    /// A redirect's target as an [`excerpt`], for the log: redirects are never followed.
+    /// A redirect's target as [`crate::redact::location`] shows it: redirects are never followed.
     pub location: Option<String>,
 }
 
@@ -62,42 +63,4 @@ pub async fn read_limited(
         buf.extend_from_slice(&chunk);
     }
     Ok((buf.freeze(), !declared_over))
-}
-
-/// A server's text made safe to show: decoded as UTF-8 (invalid bytes replaced), cut to
-/// `max_chars` characters (marked with `...`), control characters (terminal escapes, CR, LF)
-/// written as `\u{..}` escapes, so that no answer can forge or garble a log line.
-pub fn excerpt(bytes: &[u8], max_chars: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len().min(max_chars * 2));
-    for (i, c) in text.chars().enumerate() {
-        if i == max_chars {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpts_escape_control_characters_and_stop_at_the_limit() {
-        assert_eq!(excerpt(b"plain text", 200), "plain text");
-        assert_eq!(
-            excerpt(b"\x1b[2Jcheck passed\r\nok", 200),
-            "\\u{1b}[2Jcheck passed\\u{d}\\u{a}ok"
-        );
-        assert_eq!(excerpt("é".repeat(300).as_bytes(), 3), "ééé...");
-        assert_eq!(excerpt(b"\xff\xfeab", 200), "\u{fffd}\u{fffd}ab");
-        assert_eq!(excerpt(b"\xc2\x9b", 200), "\\u{9b}", "C1 controls too");
-        assert_eq!(excerpt(b"", 200), "");
-    }
 }

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::answer::{EXCERPT_CHARS, excerpt};
+use super::answer::EXCERPT_CHARS;
 use super::bisect::{Batch, Part, Too413};
 use super::blueflood::{self, Verdict};
 use super::transport::{Answer, Prepared, SendError, Transport};
@@ -25,6 +25,7 @@ use crate::auth::{Token, TokenProvider};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
 use crate::model::Datapoint;
+use crate::redact::foreign_text as excerpt;
 use crate::spool::{Refused, Spool};
 use crate::telemetry::metrics::Instruments;
 

@@ -12,10 +12,11 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 
 pub use super::answer::Answer;
-use super::answer::{EXCERPT_CHARS, excerpt, read_limited};
+use super::answer::{EXCERPT_CHARS, read_limited};
 use super::blueflood;
 use crate::auth::{BoxFuture, Token};
 use crate::config::settings::{Compression, ForwardSettings};
+use crate::redact;
 
 /// A request body ready to send (and to re-send on retry without re-encoding).
 #[derive(Debug, Clone)]
@@ -170,7 +171,7 @@ impl Transport for HttpTransport {
             let location = resp
                 .headers()
                 .get(reqwest::header::LOCATION)
-                .map(|v| excerpt(v.as_bytes(), EXCERPT_CHARS));
+                .map(|v| redact::location(v.as_bytes(), EXCERPT_CHARS));
             let limit =
                 blueflood::answer_limit(status, body.json.len(), body.points, self.tenant_len);
             let (body, complete) = read_limited(resp, limit, blueflood::OTHER_ANSWER_LIMIT)

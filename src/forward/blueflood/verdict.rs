@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::forward::answer::{Answer, EXCERPT_CHARS, excerpt};
+use crate::forward::answer::{Answer, EXCERPT_CHARS};
 use crate::model::Datapoint;
+use crate::redact::foreign_text as excerpt;
 
 /// Most errors Blueflood reports for one point of a single-tenant body: one per field it
 /// checks (`metricName`, `metricValue`, `collectionTime`, `ttlInSeconds`).
@@ -75,7 +76,7 @@ pub struct RejectedPoints {
     /// metricName → the collectionTimes named with it; looked up by `&str`, so checking a
     /// batch against a 207 answer allocates nothing per point.
     pub points: HashMap<String, HashSet<i64>>,
-    /// A sample message to log (an [`excerpt`]: escaped and short).
+    /// A sample message to log (through [`crate::redact::foreign_text`]: escaped and short).
     pub sample: Option<String>,
 }
 
