@@ -26,7 +26,7 @@ use blueflood_forward::protocol::pickle::{PickleLimits, decode_frame};
 use blueflood_forward::protocol::{PointError, RawPoint};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-#[path = "../tests/support/carbon_pickle.rs"]
+#[path = "../tests/it/support/carbon_pickle.rs"]
 mod carbon_pickle;
 
 const POINTS_PER_FRAME: usize = 500;

@@ -8,7 +8,7 @@ use blueflood_forward::protocol::line::parse_line;
 use blueflood_forward::protocol::pickle::{PickleLimits, decode_frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-#[path = "../tests/support/carbon_pickle.rs"]
+#[path = "../tests/it/support/carbon_pickle.rs"]
 mod carbon_pickle;
 
 fn frames(name: &str) -> Vec<Vec<u8>> {

@@ -34,7 +34,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[path = "../tests/support/carbon_pickle.rs"]
+#[path = "../tests/it/support/carbon_pickle.rs"]
 mod carbon_pickle;
 
 const POINTS_PER_FRAME: usize = 500;

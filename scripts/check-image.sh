@@ -122,6 +122,6 @@ printf 'BFF_IMAGE=%s\nCONTAINERS_CONF=%s\n' "$IMAGE" "$CONTAINERS_CONF" > .cache
 
 if [[ $BUILD_ONLY -eq 0 ]]; then
   stage "tests/image_e2e.rs against $IMAGE"
-  BFF_IMAGE=$IMAGE CI=${CI:-true} cargo test --locked --test image_e2e -- --nocapture
+  BFF_IMAGE=$IMAGE CI=${CI:-true} cargo test --locked --test it image_e2e:: -- --nocapture
 fi
 echo "image check done in $((SECONDS - start)) s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop with Graphite's real carbon-relay: makes (once) a virtualenv with carbon from PyPI
-# under .cache/carbon-venv, then runs tests/interop_carbon.rs with interop required, so a
+# under .cache/carbon-venv, then runs tests/it/interop_carbon.rs with interop required, so a
 # missing relay fails instead of skipping. Extra arguments go to `cargo test`.
 # `--venv-only` makes the virtualenv and stops (.ci/run then runs the test with the others).
 # Env: PYTHON (default python3), BFF_CARBON_VENV (default .cache/carbon-venv).
@@ -25,4 +25,4 @@ if [[ ${1:-} == --venv-only ]]; then
 fi
 
 export BFF_CARBON_VENV="$VENV" BFF_INTEROP_REQUIRED=1 BFF_PYTHON="$PYTHON"
-timeout 900 cargo test --locked --test interop_carbon "$@"
+timeout 900 cargo test --locked --test it interop_carbon:: "$@"

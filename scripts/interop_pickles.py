@@ -6,7 +6,7 @@ Usage: interop_pickles.py OUT_DIR NOW_SECONDS
 For every protocol 0..pickle.HIGHEST_PROTOCOL, writes OUT_DIR/proto{N}.bin (frames of a 4-byte
 big-endian length + `pickle.dumps([(name, (ts, value)), ...], protocol=N)`, as carbon-relay
 sends them) and OUT_DIR/proto{N}.expected.jsonl (one {"metricName","value","timestamp"} per
-datapoint, value and timestamp as Python floats). Used by tests/interop_carbon.rs.
+datapoint, value and timestamp as Python floats). Used by tests/it/interop_carbon.rs.
 """
 import json
 import os

@@ -8,7 +8,7 @@
 //!
 //! # Why not `serde-pickle`
 //! `serde-pickle` 1.2 (the crate originally chosen) was measured against the same inputs
-//! (`tests/protocol_hostile.rs` holds the probes, `benches/protocol.rs` the speed comparison):
+//! (`tests/it/protocol_hostile.rs` holds the probes, `benches/protocol.rs` the speed comparison):
 //! * Speed (criterion quick mode, `benches/protocol.rs`, same machine): on the carbon-relay
 //!   fixture (protocol 2, 1200 points in 500-point frames) it decodes 1.8 M points/s into
 //!   `Vec<(String, (f64, f64))>` and 1.7 M points/s into `Value`, versus 16 M points/s for this

@@ -1,7 +1,7 @@
 //! Unit tests of the store when its files are taken away or cannot be written: a segment
 //! deleted while running is given up and reading goes on; a directory that cannot be written
 //! is still replayed and left as it was. (A segment unreadable at open needs a non-root
-//! process: `tests/spool_crash.rs` covers it.)
+//! process: `tests/it/spool_crash.rs` covers it.)
 
 use super::*;
 
