@@ -32,6 +32,7 @@ use crate::auth::{self, AuthError, AuthTiming};
 use crate::buffer::Buffer;
 use crate::config::settings::{ListenerSpec, Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
+use crate::forward::replay::Drainer;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
 use crate::forward::{DeliveryContext, Flusher};
 use crate::health::{BEAT_EVERY, Health};
@@ -39,7 +40,6 @@ use crate::ingest::bind::{self, BindError};
 use crate::ingest::conn_registry::ConnRegistry;
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
-use crate::spool::drain::Drainer;
 use crate::spool::{Spool, SpoolOpenError};
 use crate::telemetry::metrics::{self, Instruments};
 

@@ -11,6 +11,7 @@ pub mod answer;
 mod bisect;
 pub mod blueflood;
 pub mod deliver;
+pub mod replay;
 pub mod transport;
 
 use std::sync::Arc;

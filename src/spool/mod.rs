@@ -1,11 +1,10 @@
 //! The durable disk spool behind the memory buffer: `record` (the checksummed record codec,
 //! pure), `store` (the index of segment files; synchronous) with its parts `segment`,
 //! `checkpoint`, `lock` and `recovery`, `handle` (the async front, ledger moves, fallback to
-//! memory on disk errors; its figures in `status`) and `drain` (replays the spool to Blueflood
-//! at a bounded rate).
+//! memory on disk errors; its figures in `status`). Storage only: replaying the spool to
+//! Blueflood is `forward::replay`; nothing here imports `forward`.
 
 mod checkpoint;
-pub mod drain;
 pub mod handle;
 mod lock;
 pub mod record;

@@ -26,6 +26,7 @@ mod hostile_answers;
 mod image_e2e;
 mod ingest_bounds;
 mod interop_carbon;
+mod layers;
 mod logs;
 mod otel;
 mod protocol_fixtures;

@@ -1,4 +1,4 @@
-//! The drainer: reads records back from the spool, oldest first, and delivers them, one
+//! Replay: the drainer reads records back from the spool, oldest first, and delivers them, one
 //! record at a time and at most `rate` datapoints per second, pausing while live data is
 //! backing up in memory — so a long outage's backlog neither starves live data nor trips
 //! Blueflood's rate limits. A record is acknowledged only once every point in it is settled;
@@ -10,13 +10,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Replay, Spool};
+use super::blueflood::{BodyBuilder, Offer};
+use super::{DeliveryContext, Origin, Settled};
 use crate::accounting::DropReason;
 use crate::buffer::Buffer;
 use crate::events::InFlightDropped;
-use crate::forward::blueflood::{BodyBuilder, Offer};
-use crate::forward::{DeliveryContext, Origin, Settled};
 use crate::model::Datapoint;
+use crate::spool::{Replay, Spool};
 
 /// How often to look again when there is nothing to do or live data comes first.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
