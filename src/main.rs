@@ -22,12 +22,12 @@ fn main() -> ExitCode {
     });
     let (mode, settings) = match loaded {
         Ok(s) => s,
-        Err(e) => {
+        Err(config::LoadError { mode, error: e }) => {
             let code = e.exit_code();
             if code == 0 {
                 println!("{e}");
             } else {
-                if std::env::args().nth(1).as_deref() == Some("check") {
+                if let Some(config::Mode::Check { .. }) = mode {
                     println!("FAILED  config: {e}\ncheck FAILED");
                 }
                 eprintln!("blueflood-forward: {e}");

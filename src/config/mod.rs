@@ -75,7 +75,9 @@ impl ConfigError {
 /// program name) and the environment `env`. Reads the files they name; binds nothing.
 /// See the module documentation for the precedence and `*_file` rules.
 pub fn load(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
-    load_with_mode(args, env).map(|(_, settings)| settings)
+    load_with_mode(args, env)
+        .map(|(_, settings)| settings)
+        .map_err(|e| e.error)
 }
 
 /// What the command line asks for: a run, or `check` (with whether to send its datapoint).
@@ -85,16 +87,34 @@ pub enum Mode {
     Check { send: bool },
 }
 
-/// Like [`load`], also telling whether the `check` subcommand was given.
+/// A configuration that could not be loaded, with the mode when the command line itself could
+/// be parsed: a `check` reports the failure as its first step.
+#[derive(Debug)]
+pub struct LoadError {
+    pub mode: Option<Mode>,
+    pub error: ConfigError,
+}
+
+/// Like [`load`], also telling whether the `check` subcommand was given (`check` may stand
+/// anywhere among the flags, so only the parsed command line can tell).
 pub fn load_with_mode(
     args: Vec<OsString>,
     env: Vec<(String, String)>,
-) -> Result<(Mode, Settings), ConfigError> {
-    let cli = cli::parse(args)?;
+) -> Result<(Mode, Settings), LoadError> {
+    let cli = cli::parse(args).map_err(|error| LoadError { mode: None, error })?;
     let mode = match cli.check {
         Some(send) => Mode::Check { send },
         None => Mode::Run,
     };
+    load_layers(cli, env)
+        .map(|settings| (mode, settings))
+        .map_err(|error| LoadError {
+            mode: Some(mode),
+            error,
+        })
+}
+
+fn load_layers(cli: cli::CliOutcome, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
     let (env_layer, unknown_env) = raw::env_layer(&env);
     for name in &unknown_env {
         tracing::warn!(variable = %name, "ignoring unknown environment variable");
@@ -115,7 +135,7 @@ pub fn load_with_mode(
     layers.push(cli.layer);
 
     let resolved = raw::resolve(layers)?;
-    validate::settings(&resolved).map(|settings| (mode, settings))
+    validate::settings(&resolved)
 }
 
 /// `key "endpoint" (flag -e/--endpoint, env BLUEFLOOD_FORWARD_ENDPOINT)`: how a message about

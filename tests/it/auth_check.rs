@@ -142,6 +142,18 @@ async fn check_no_send_and_unreachable_blueflood() {
         t.contains("FAILED  config:") && t.contains("auth_method"),
         "{t}"
     );
+    // `check` may come after the flags, as in any run's command line.
+    let out = run(vec!["--auth-method".into(), "v4".into(), "check".into()]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(
+        t.contains("FAILED  config:") && t.contains("check FAILED"),
+        "{t}"
+    );
+    // Not a check: only the message on stderr, nothing on stdout.
+    let out = run(vec!["--auth-method".into(), "v4".into()]).await;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
 }
 
 /// Userinfo in a URL is a password: `check` shows where it connects, never who as.
