@@ -13,9 +13,9 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::settings::Protocol;
+use crate::model::now_secs_f64;
 
 mod reasons;
 pub use reasons::{BadInput, DropReason, Listener};
@@ -61,12 +61,6 @@ pub struct Ledger {
     admin_connections_refused: AtomicU64,
     admin_connections_timed_out: AtomicU64,
     admin_connections_open: AtomicU64,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn protocol_index(p: Protocol) -> usize {
@@ -158,7 +152,7 @@ impl Ledger {
     pub fn request_ok(&self) {
         self.requests_ok.fetch_add(1, Ordering::Relaxed);
         self.last_success_ms
-            .store((unix_now() * 1000.0) as u64, Ordering::Relaxed);
+            .store((now_secs_f64() * 1000.0) as u64, Ordering::Relaxed);
     }
 
     /// Requests Blueflood stored so far (whole or in part): a bisection reads it to tell one
@@ -171,14 +165,14 @@ impl Ledger {
     pub fn request_failed(&self, error: &str) {
         self.requests_failed.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        *last = Some((error.to_string(), unix_now()));
+        *last = Some((error.to_string(), now_secs_f64()));
     }
 
     /// No request could be sent (no token from the identity service); `cause` says why (an
     /// `AuthError` message, never a secret). Shown as the last error, not counted as a request.
     pub fn delivery_blocked(&self, cause: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        *last = Some((cause.to_string(), unix_now()));
+        *last = Some((cause.to_string(), now_secs_f64()));
     }
 
     pub fn request_started(&self) {

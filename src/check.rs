@@ -168,13 +168,9 @@ async fn send_step(settings: &Settings, name: &str, token: Option<&Token>) -> (O
         Ok(t) => t,
         Err(e) => return (Outcome::Failed, e.to_string()),
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
     let point = Datapoint {
         name: name.into(),
-        timestamp_ms: now_ms,
+        timestamp_ms: crate::model::now_ms(),
         value: 1.0,
     };
     let json = blueflood::encode_body(&[point], settings.forward.ttl_seconds);

@@ -1,6 +1,20 @@
 //! The datapoint as it travels from ingest to delivery, after normalisation (prefix applied,
 //! timestamp in integer milliseconds, value known to be finite).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock now in epoch milliseconds (Blueflood's unit); 0 if the clock is before 1970.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Wall-clock now in epoch seconds, for timestamps shown in `/status`.
+pub fn now_secs_f64() -> f64 {
+    now_ms() as f64 / 1000.0
+}
+
 /// One datapoint ready for delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Datapoint {

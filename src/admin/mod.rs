@@ -107,9 +107,8 @@ async fn livez(State(s): State<Arc<AdminState>>) -> Response {
 }
 
 async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
-    let fill = s.buffer.bytes() as f64 / s.buffer.max_bytes().max(1) as f64;
     let creds = s.auth.status().credentials_loaded;
-    match s.health.readiness(fill, creds) {
+    match s.health.readiness(s.buffer.fill(), creds) {
         Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
         Err(not) => json(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -304,6 +304,12 @@ impl Buffer {
         self.max_bytes
     }
 
+    /// How full the buffer is, 0 to 1: what readiness's high-water mark and the spool and
+    /// replay thresholds are compared with.
+    pub fn fill(&self) -> f64 {
+        self.bytes() as f64 / self.max_bytes.max(1) as f64
+    }
+
     /// When the oldest buffered point arrived, if any.
     pub fn oldest(&self) -> Option<Instant> {
         self.lock().entries.front().map(|e| e.arrived)

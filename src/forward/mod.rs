@@ -78,10 +78,7 @@ impl Flusher {
         let Some(spool) = &self.spool else {
             return false;
         };
-        spool.usable()
-            && (spool.is_degraded()
-                || self.buffer.bytes() as f64
-                    > self.spool_threshold * self.buffer.max_bytes() as f64)
+        spool.usable() && (spool.is_degraded() || self.buffer.fill() > self.spool_threshold)
     }
 
     /// Runs until `inputs_done` has fired and everything is delivered or dropped, or until the

@@ -39,7 +39,7 @@ pub struct Drainer {
 
 impl Drainer {
     fn live_backing_up(&self) -> bool {
-        self.buffer.bytes() as f64 > self.threshold * self.buffer.max_bytes() as f64
+        self.buffer.fill() > self.threshold
     }
 
     /// Runs until `stop`; the record in hand is finished first (or left on disk at the
@@ -93,10 +93,7 @@ impl Drainer {
 
     /// Drops what has aged out of Blueflood's window while it waited on disk.
     fn drop_expired(&self, points: Vec<Datapoint>) -> Vec<Datapoint> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let oldest = now_ms.saturating_sub(self.max_past.as_millis() as i64);
+        let oldest = crate::model::now_ms().saturating_sub(self.max_past.as_millis() as i64);
         let before = points.len();
         let kept: Vec<Datapoint> = points
             .into_iter()

@@ -22,8 +22,9 @@ use crate::buffer::{Buffer, PushOutcome};
 use crate::config::settings::{IngestSettings, Protocol};
 use crate::events::{LogLimits, PointsDropped};
 use crate::model::Datapoint;
+use crate::model::now_ms;
 use crate::protocol::{PointError, RawPoint};
-use normalize::{Normalizer, now_ms};
+use normalize::Normalizer;
 
 /// What every listener and connection shares.
 pub struct IngestContext {

@@ -4,8 +4,6 @@
 //! reject the whole request), and points outside Blueflood's accepted window refused here,
 //! where the loss is counted, rather than there.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use crate::accounting::DropReason;
 use crate::config::settings::IngestSettings;
 use crate::model::Datapoint;
@@ -18,14 +16,6 @@ pub struct Normalizer {
     overwrite_timestamp: bool,
     max_past_ms: i64,
     max_future_ms: i64,
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
 }
 
 impl Normalizer {
@@ -76,6 +66,7 @@ impl Normalizer {
 mod tests {
     use super::*;
     use std::borrow::Cow;
+    use std::time::Duration;
 
     fn settings(prefix: &str, overwrite: bool) -> IngestSettings {
         IngestSettings {

@@ -2,7 +2,6 @@
 //! handle after each disk operation, so that reading them never waits behind a disk write.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Figures for `/status` and `/metrics`.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -41,8 +40,7 @@ impl SpoolStatus {
     }
 }
 
+/// Now in epoch milliseconds, as the store keeps segment ages.
 pub(super) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(crate::model::now_ms()).unwrap_or(0)
 }
