@@ -10,6 +10,7 @@ pub mod accounting;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backoff;
 pub mod buffer;
 pub mod check;
 pub mod config;

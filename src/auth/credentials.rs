@@ -24,8 +24,6 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::keystone::Keystone;
-use super::{AuthError, AuthTiming, TokenProvider};
 use crate::config::settings::{AuthSettings, SecretSource};
 use crate::files::{self, OffThreadReader};
 
@@ -319,12 +317,11 @@ fn label(settings: &AuthSettings) -> String {
     }
 }
 
-/// The Keystone provider for credentials given in the configuration, watching whichever of
-/// them came from files.
-pub(crate) fn file_provider(
+/// The store for credentials given in the configuration, and the task watching whichever of
+/// them came from files (none when neither did). Aborted when the handles are dropped.
+pub(super) fn from_settings(
     settings: &AuthSettings,
-    timing: AuthTiming,
-) -> Result<Arc<dyn TokenProvider>, AuthError> {
+) -> (Arc<CredentialStore>, Vec<AbortOnDropHandle<()>>) {
     let source = FileSource {
         user: Part::from_source(&settings.user_source, &settings.user),
         key: Part::from_source(&settings.key_source, settings.key.expose_secret()),
@@ -344,7 +341,7 @@ pub(crate) fn file_provider(
             settings.poll_interval,
         ))));
     }
-    Ok(Arc::new(Keystone::new(settings, timing, store, tasks)?))
+    (store, tasks)
 }
 
 /// Re-reads `source` after each change notification for its directories and every `poll`.

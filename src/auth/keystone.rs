@@ -18,6 +18,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::credentials::{CredentialStore, Credentials};
 use super::{AuthError, AuthStatus, AuthTiming, BoxFuture, Token, TokenProvider, wire};
+use crate::backoff::{Backoff, ExponentialBackoff};
 use crate::config::settings::{AuthMethod, AuthSettings};
 use crate::events::{KeystoneRedirected, RateLimit};
 
@@ -43,7 +44,8 @@ struct Cached {
 struct Failure {
     error: AuthError,
     generation: u64,
-    delay: Duration,
+    /// Where this run of failures (for this generation) is in the backoff.
+    backoff: Backoff,
     retry_at: Instant,
 }
 
@@ -59,6 +61,8 @@ pub struct Keystone {
     method: AuthMethod,
     domain: String,
     timing: AuthTiming,
+    /// After failed logins: `backoff_initial` doubling up to `backoff_max`, without jitter.
+    backoff: ExponentialBackoff,
     store: Arc<CredentialStore>,
     /// Held across the HTTP call: concurrent callers queue here and find the fresh token (or
     /// the fresh failure) when they get it.
@@ -80,6 +84,8 @@ impl Keystone {
         store: Arc<CredentialStore>,
         sources: Vec<AbortOnDropHandle<()>>,
     ) -> Result<Self, AuthError> {
+        let backoff = ExponentialBackoff::new(timing.backoff_initial, timing.backoff_max, 0.0)
+            .map_err(|e| AuthError::Setup(format!("authentication backoff: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(timing.request_timeout)
             .connect_timeout(timing.connect_timeout)
@@ -94,6 +100,7 @@ impl Keystone {
             method: settings.method,
             domain: settings.domain.clone(),
             timing,
+            backoff,
             store,
             fetch: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
@@ -187,14 +194,16 @@ impl Keystone {
             Err(error) => {
                 self.auth_failures.fetch_add(1, Ordering::Relaxed);
                 let mut st = self.lock();
-                let delay = match st.failure.as_ref().filter(|f| f.generation == generation) {
-                    Some(prev) => (prev.delay * 2).min(self.timing.backoff_max),
-                    None => self.timing.backoff_initial,
+                // New credentials start a new run of failures.
+                let mut backoff = match st.failure.as_ref().filter(|f| f.generation == generation) {
+                    Some(prev) => prev.backoff,
+                    None => self.backoff.start(),
                 };
+                let delay = backoff.next_delay();
                 st.failure = Some(Failure {
                     error: error.clone(),
                     generation,
-                    delay,
+                    backoff,
                     retry_at: Instant::now() + delay,
                 });
                 let still_valid = Self::usable(&st, generation);

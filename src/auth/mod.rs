@@ -178,7 +178,8 @@ pub async fn provider(
         let client = kube_secret::client_from_environment().await?;
         return kube_secret::provider(settings, secret, timing, client);
     }
-    credentials::file_provider(settings, timing)
+    let (store, tasks) = credentials::from_settings(settings);
+    Ok(Arc::new(Keystone::new(settings, timing, store, tasks)?))
 }
 
 fn warn_about_command_line(settings: &AuthSettings) {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -22,12 +21,21 @@ use super::blueflood::{self, Verdict};
 use super::transport::{Answer, Prepared, SendError, Transport};
 use crate::accounting::{DropReason, Ledger};
 use crate::auth::{Token, TokenProvider};
+use crate::backoff::{ExponentialBackoff, RetryAfter};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
 use crate::model::Datapoint;
 use crate::redact::foreign_text as excerpt;
 use crate::spool::{Refused, Spool};
 use crate::telemetry::metrics::Instruments;
+
+/// Half of every retry step is fixed and half random: retries spread out, yet none comes
+/// sooner than half its step.
+const EQUAL_JITTER: f64 = 0.5;
+/// Retry steps stop doubling after this many failures (at `retry_initial` · 2²⁰), as they
+/// always have here: a `retry_max` further away than that is never reached (Keystone's
+/// backoff has no such limit).
+const MAX_DOUBLINGS: u32 = 20;
 
 /// Where a batch comes from, which decides what happens when it cannot be delivered now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,32 +77,31 @@ pub struct DeliveryContext {
 }
 
 impl DeliveryContext {
-    /// Exponential backoff with equal jitter: half the step fixed, half random; never shorter
-    /// than the server's `Retry-After`, itself cut to `retry_after_max`.
+    /// The wait after failure `attempt` (from 0): exponential backoff with equal jitter (half
+    /// the step fixed, half random), never shorter than the server's `Retry-After`, itself cut
+    /// to `retry_after_max`.
     pub(super) fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let step = self
-            .retry_initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.retry_max);
-        let half = step / 2;
-        let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
-        let delay = half + Duration::from_millis(jitter);
-        let Some(asked) = retry_after else {
-            return delay;
-        };
-        // Retry-After is the server's explicit wish: never go faster than it. But a server can
-        // ask for u32::MAX seconds or the year 9999, and its batch would never be sent again.
-        let wait = if asked > self.retry_after_max {
-            RetryAfterCapped {
-                asked,
-                cap: self.retry_after_max,
+        let retry_after = retry_after.map(|asked| {
+            let capped = RetryAfter::capped(asked, self.retry_after_max);
+            if capped.was_cut() {
+                RetryAfterCapped {
+                    asked,
+                    cap: self.retry_after_max,
+                }
+                .emit(&self.logs);
             }
-            .emit(&self.logs);
-            self.retry_after_max
-        } else {
-            asked
-        };
-        wait.max(delay)
+            capped
+        });
+        self.retry_policy()
+            .delay_honouring(attempt.min(MAX_DOUBLINGS), retry_after)
+    }
+
+    fn retry_policy(&self) -> ExponentialBackoff {
+        // `config` checked retry_max >= retry_initial > 0; a context built by hand with other
+        // values keeps the arithmetic it always had (every step retry_max) rather than fail.
+        ExponentialBackoff::new(self.retry_initial, self.retry_max, EQUAL_JITTER).unwrap_or_else(
+            |_| ExponentialBackoff::new_unchecked(self.retry_initial, self.retry_max, EQUAL_JITTER),
+        )
     }
 
     /// Sleeps unless the deadline comes first; `false` when aborted.
