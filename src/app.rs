@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::accounting::{Ledger, LedgerSnapshot};
 use crate::admin::{self, AdminBindError, AdminState};
 use crate::auth::{self, AuthError, AuthTiming};
+use crate::backoff::InvalidBackoff;
 use crate::buffer::Buffer;
 use crate::config::settings::{ListenerSpec, Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
@@ -55,6 +56,8 @@ pub enum StartError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Spool(#[from] SpoolOpenError),
+    #[error("retry_initial/retry_max: {0}")]
+    Retry(#[from] InvalidBackoff),
 }
 
 /// Everything built and bound; nothing read yet. `/readyz` answers 503 "starting".
@@ -221,8 +224,10 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         instruments: instruments.clone(),
         ttl_seconds: settings.forward.ttl_seconds,
         compression: settings.forward.compression,
-        retry_initial: settings.forward.retry_initial,
-        retry_max: settings.forward.retry_max,
+        retry: DeliveryContext::retry_policy(
+            settings.forward.retry_initial,
+            settings.forward.retry_max,
+        )?,
         retry_after_max: settings.forward.retry_after_max,
         max_body_bytes: settings.forward.max_body_bytes,
         abort: abort.clone(),

@@ -43,19 +43,7 @@ impl ExponentialBackoff {
         if jitter > 1.0 {
             return Err(InvalidBackoff("jitter must not be greater than 1"));
         }
-        Ok(Self::new_unchecked(min, max, jitter))
-    }
-
-    /// Without the checks, for values validated elsewhere (or a caller that keeps its own
-    /// arithmetic for bad ones): `min > max` makes every step `max`; a jitter outside 0..=1
-    /// is clamped into it (NaN is 0).
-    pub fn new_unchecked(min: Duration, max: Duration, jitter: f64) -> Self {
-        let jitter = if jitter.is_nan() {
-            0.0
-        } else {
-            jitter.clamp(0.0, 1.0)
-        };
-        Self { min, max, jitter }
+        Ok(Self { min, max, jitter })
     }
 
     pub fn min(&self) -> Duration {

@@ -167,14 +167,3 @@ fn edges_are_accepted() {
         assert_eq!((b.min(), b.max(), b.jitter()), (min, max, jitter));
     }
 }
-
-#[test]
-fn unchecked_keeps_every_step_at_max_when_min_is_above_it() {
-    let b = ExponentialBackoff::new_unchecked(ms(500), ms(100), 7.0);
-    assert_eq!(b.step(0), ms(100));
-    assert_eq!(b.jitter(), 1.0);
-    assert_eq!(
-        ExponentialBackoff::new_unchecked(ms(1), ms(2), f64::NAN).jitter(),
-        0.0
-    );
-}

@@ -21,7 +21,7 @@ use super::blueflood::{self, Verdict};
 use super::transport::{Answer, Prepared, SendError, Transport};
 use crate::accounting::{DropReason, Ledger};
 use crate::auth::{Token, TokenProvider};
-use crate::backoff::{ExponentialBackoff, RetryAfter};
+use crate::backoff::{ExponentialBackoff, InvalidBackoff, RetryAfter};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
 use crate::model::Datapoint;
@@ -64,8 +64,8 @@ pub struct DeliveryContext {
     pub instruments: Arc<Instruments>,
     pub ttl_seconds: u32,
     pub compression: Compression,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
+    /// `retry_initial` doubling to `retry_max`, half of each step random.
+    pub retry: ExponentialBackoff,
     /// The longest wait a server's `Retry-After` can impose.
     pub retry_after_max: Duration,
     /// The request size limit: a 413 for a body well under it is rate limiting, not size.
@@ -92,16 +92,16 @@ impl DeliveryContext {
             }
             capped
         });
-        self.retry_policy()
+        self.retry
             .delay_honouring(attempt.min(MAX_DOUBLINGS), retry_after)
     }
 
-    fn retry_policy(&self) -> ExponentialBackoff {
-        // `config` checked retry_max >= retry_initial > 0; a context built by hand with other
-        // values keeps the arithmetic it always had (every step retry_max) rather than fail.
-        ExponentialBackoff::new(self.retry_initial, self.retry_max, EQUAL_JITTER).unwrap_or_else(
-            |_| ExponentialBackoff::new_unchecked(self.retry_initial, self.retry_max, EQUAL_JITTER),
-        )
+    /// The delivery retry policy from the configured bounds (which `config` has checked).
+    pub fn retry_policy(
+        retry_initial: Duration,
+        retry_max: Duration,
+    ) -> Result<ExponentialBackoff, InvalidBackoff> {
+        ExponentialBackoff::new(retry_initial, retry_max, EQUAL_JITTER)
     }
 
     /// Sleeps unless the deadline comes first; `false` when aborted.

@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &["protocol"]),
     ("model", &[]),
     ("redact", &[]),
+    ("backoff", &[]),
     ("files", &[]),
     ("health", &[]),
     ("accounting", &["accounting", "config", "model"]),
