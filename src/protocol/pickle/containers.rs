@@ -6,6 +6,7 @@ use super::FrameError;
 use super::vm::{List, R, Val, Vm};
 
 impl<'a> Vm<'a, '_> {
+    #[inline]
     fn depth(&self, idx: u32) -> u32 {
         match self.vals.get(idx as usize) {
             Some(Val::Tuple { depth, .. }) => *depth,
@@ -15,6 +16,7 @@ impl<'a> Vm<'a, '_> {
         }
     }
 
+    #[inline]
     fn check_depth(&self, depth: u32) -> R<()> {
         if depth as usize > self.limits.max_depth {
             return Err(FrameError::TooDeep);
@@ -22,6 +24,7 @@ impl<'a> Vm<'a, '_> {
         Ok(())
     }
 
+    #[inline]
     fn max_depth_from(&self, from: usize) -> u32 {
         self.stack
             .get(from..)
@@ -33,6 +36,7 @@ impl<'a> Vm<'a, '_> {
     }
 
     /// Builds a tuple from the stack items at `from..` and pushes it in their place.
+    #[inline]
     pub(super) fn make_tuple(&mut self, from: usize) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
         self.charge(n)?;
@@ -44,6 +48,7 @@ impl<'a> Vm<'a, '_> {
         self.push_new(Val::Tuple { start, len, depth })
     }
 
+    #[inline]
     pub(super) fn tuple_n(&mut self, n: usize) -> R<()> {
         let from = self
             .stack
@@ -54,6 +59,7 @@ impl<'a> Vm<'a, '_> {
         self.make_tuple(from)
     }
 
+    #[inline]
     pub(super) fn make_list(&mut self, from: usize) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
         self.charge(n)?;
@@ -66,6 +72,7 @@ impl<'a> Vm<'a, '_> {
     }
 
     /// Appends the stack items at `from..` to the list just below them.
+    #[inline]
     pub(super) fn extend_list(&mut self, from: usize) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
         if from <= self.base() {
@@ -95,6 +102,7 @@ impl<'a> Vm<'a, '_> {
 
     /// Consumes the stack items at `from..` into the dict/set just below them (contents are
     /// discarded: such values are never a valid datapoint).
+    #[inline]
     pub(super) fn fill_opaque(&mut self, from: usize, dict: bool) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
         if from <= self.base() {
@@ -115,6 +123,7 @@ impl<'a> Vm<'a, '_> {
     }
 
     /// `DICT`: the key/value pairs at `from..` become one opaque dict.
+    #[inline]
     pub(super) fn make_dict(&mut self, from: usize) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
         if !n.is_multiple_of(2) {
@@ -126,6 +135,7 @@ impl<'a> Vm<'a, '_> {
     }
 
     /// `FROZENSET`: the items at `from..` become one opaque set.
+    #[inline]
     pub(super) fn make_frozenset(&mut self, from: usize) -> R<()> {
         self.charge(self.stack.len().saturating_sub(from))?;
         self.stack.truncate(from);

@@ -11,6 +11,7 @@ use super::vm::{R, Vm};
 pub(super) const NO_MEMO: u32 = u32::MAX;
 
 impl Vm<'_, '_> {
+    #[inline]
     pub(super) fn memo_put(&mut self, id: u64) -> R<()> {
         let top = self.top()?;
         let id = usize::try_from(id)
@@ -32,6 +33,7 @@ impl Vm<'_, '_> {
         Ok(())
     }
 
+    #[inline]
     pub(super) fn memo_get(&mut self, id: u64) -> R<()> {
         let idx = usize::try_from(id)
             .ok()
@@ -43,6 +45,7 @@ impl Vm<'_, '_> {
         Ok(())
     }
 
+    #[inline]
     pub(super) fn text_memo_id(s: &[u8]) -> R<u64> {
         std::str::from_utf8(s)
             .ok()

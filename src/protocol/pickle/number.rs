@@ -9,6 +9,7 @@ use super::vm::Val;
 
 /// Text integer as Python's `int(s, 0)` reads pickle output: decimal (any size; beyond i64 it
 /// becomes the nearest f64) or `0x`/`0o`/`0b` prefixed (i64 range only).
+#[inline]
 pub(super) fn parse_py_int(s: &[u8]) -> Option<Val<'static>> {
     let s = std::str::from_utf8(s).ok()?.trim();
     let (neg, digits) = match s.as_bytes().first()? {
@@ -45,6 +46,7 @@ pub(super) fn parse_py_int(s: &[u8]) -> Option<Val<'static>> {
 }
 
 /// `LONG1`/`LONG4`: little-endian two's complement of any width.
+#[inline]
 pub(super) fn decode_long(b: &[u8]) -> Val<'static> {
     if b.len() <= 8 {
         let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) {

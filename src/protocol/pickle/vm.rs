@@ -5,6 +5,9 @@
 //!
 //! Every value built, slot filled and memo or `DUP` push is charged against
 //! `PickleLimits::max_items` as it happens, so no input can make the machine do unbounded work.
+//!
+//! The helpers the loop calls across these files are `#[inline]`: release builds use several
+//! codegen units, and splitting the module should not change what may be inlined into the loop.
 
 use super::number::{decode_long, parse_py_int};
 use super::opcodes as op;
@@ -131,6 +134,7 @@ impl<'a, 'l> Vm<'a, 'l> {
 
     // ---- bookkeeping ----
 
+    #[inline]
     pub(super) fn charge(&mut self, n: usize) -> R<()> {
         self.items = self.items.saturating_add(n);
         if self.items > self.limits.max_items {
@@ -146,6 +150,7 @@ impl<'a, 'l> Vm<'a, 'l> {
         Ok(idx)
     }
 
+    #[inline]
     pub(super) fn push_new(&mut self, v: Val<'a>) -> R<()> {
         let idx = self.alloc(v)?;
         self.stack.push(idx);
@@ -154,6 +159,7 @@ impl<'a, 'l> Vm<'a, 'l> {
 
     /// Items below the innermost mark belong to an outer frame of Python's metastack and are
     /// invisible to stack operations.
+    #[inline]
     pub(super) fn base(&self) -> usize {
         self.marks.last().copied().unwrap_or(0)
     }
@@ -167,6 +173,7 @@ impl<'a, 'l> Vm<'a, 'l> {
             .ok_or(FrameError::Malformed("stack underflow"))
     }
 
+    #[inline]
     pub(super) fn top(&self) -> R<u32> {
         if self.stack.len() <= self.base() {
             return Err(FrameError::Malformed("stack underflow"));
