@@ -1,29 +1,16 @@
 //! Carbon plaintext protocol: `name value timestamp`, one datapoint per line.
 //!
-//! This module owns line splitting (UDP datagrams) and the parsing of one line, plus the
-//! Python-`float()`-like number parser the pickle decoder shares.
-//!
-//! Numbers are parsed with Rust's `f64::from_str` after trimming ASCII whitespace. Like Python's
-//! `float()` it accepts an optional sign, exponents, `1.`/`.5`, and `nan`/`inf`/`infinity` in any
-//! case. Known differences, all on inputs no carbon sender writes: Python also accepts `_`
-//! digit separators (`1_000`) and non-ASCII digits / Unicode whitespace; we reject those.
-//! NaN, infinities and a timestamp of `-1` are returned as-is: the caller decides.
+//! This module owns line splitting (UDP datagrams) and the parsing of one line. Its numbers are
+//! read by `protocol::number` (Python `float()`, shared with the pickle decoder). NaN,
+//! infinities and a timestamp of `-1` are returned as-is: the caller decides.
 
 use std::borrow::Cow;
 
+use super::number::parse_py_float;
 use super::{PointError, RawPoint};
 
 fn is_sep(b: u8) -> bool {
     b == b' ' || b == b'\t'
-}
-
-/// Python `float()` of a byte string, as far as carbon senders need (see the module doc).
-pub(crate) fn parse_py_float(s: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(s.trim_ascii()).ok()?;
-    if s.is_empty() {
-        return None;
-    }
-    s.parse::<f64>().ok()
 }
 
 /// True when the line holds nothing but spaces, tabs and a trailing `\r`.

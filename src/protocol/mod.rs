@@ -3,6 +3,7 @@
 //! and the fuzz targets) without panicking.
 
 pub mod line;
+mod number;
 pub mod pickle;
 
 use std::borrow::Cow;
