@@ -7,20 +7,20 @@ use super::*;
 
 #[test]
 fn a_deleted_segment_is_lost_and_reading_goes_on_with_the_next() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("a temp dir");
     let (mut s, _) = open(tmp.path(), opts(400, 1 << 30));
     for i in 0..30 {
         append(&mut s, i);
     }
     let segs = seg_files(tmp.path());
     assert!(segs.len() >= 4, "{segs:?}");
-    let first = next(&mut s).unwrap();
+    let first = next(&mut s).expect("first record");
     assert_eq!(batches(std::slice::from_ref(&first)), vec![0]);
-    fs::remove_file(&segs[1]).unwrap();
+    fs::remove_file(&segs[1]).expect("delete the segment");
     let mut got = vec![first];
     let mut lost = 0;
     loop {
-        match s.read().unwrap() {
+        match s.read().expect("read") {
             ReadOutcome::Record(r) => got.push(r),
             ReadOutcome::Lost { lost_points, error } => {
                 assert!(
@@ -44,9 +44,9 @@ fn a_deleted_segment_is_lost_and_reading_goes_on_with_the_next() {
     assert_eq!(read.last(), Some(&29), "the segments after it are read");
     assert_eq!(s.stats().unread_points, 0);
     for r in &got {
-        s.ack(r.id).unwrap();
+        s.ack(r.id).expect("ack");
     }
-    s.sync().unwrap();
+    s.sync().expect("sync");
     assert_eq!(s.stats().bytes, disk_bytes(tmp.path()));
     drop(s);
     let (mut s, rec) = open(tmp.path(), opts(400, 1 << 30));
@@ -56,13 +56,13 @@ fn a_deleted_segment_is_lost_and_reading_goes_on_with_the_next() {
 
 #[test]
 fn a_deleted_active_segment_is_sealed_and_new_records_go_to_a_new_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("a temp dir");
     let (mut s, _) = open(tmp.path(), big());
     append(&mut s, 0);
     append(&mut s, 1);
     let seg = seg_files(tmp.path())[0].clone();
-    fs::remove_file(&seg).unwrap();
-    match s.read().unwrap() {
+    fs::remove_file(&seg).expect("delete the segment");
+    match s.read().expect("read") {
         ReadOutcome::Lost { lost_points, .. } => assert_eq!(lost_points, points_of(0..2)),
         other => panic!("{other:?}"),
     }
@@ -77,13 +77,13 @@ fn a_deleted_active_segment_is_sealed_and_new_records_go_to_a_new_file() {
 /// would in a directory this process may not write (which root cannot make for itself).
 fn block_writes(dir: &Path) -> PathBuf {
     let blocker = dir.join("ack.tmp");
-    fs::create_dir(&blocker).unwrap();
+    fs::create_dir(&blocker).expect("make the blocker");
     blocker
 }
 
 #[test]
 fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("a temp dir");
     let one = record::encoded_len(&batch(0)) as u64;
     let o = || opts(MAGIC_LEN + 2 * one, 1 << 30);
     {
@@ -91,17 +91,17 @@ fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
         for i in 0..6 {
             append(&mut s, i);
         }
-        s.sync().unwrap();
+        s.sync().expect("sync");
     }
     // A torn tail that a writable open would cut off.
-    let last = seg_files(tmp.path()).pop().unwrap();
-    let torn_len = fs::metadata(&last).unwrap().len() - 3;
+    let last = seg_files(tmp.path()).pop().expect("a segment");
+    let torn_len = fs::metadata(&last).expect("segment metadata").len() - 3;
     fs::OpenOptions::new()
         .write(true)
         .open(&last)
-        .unwrap()
+        .expect("open the last segment")
         .set_len(torn_len)
-        .unwrap();
+        .expect("tear its tail");
     let blocker = block_writes(tmp.path());
     let files = seg_files(tmp.path());
 
@@ -112,19 +112,23 @@ fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
     let recs = read_all(&mut s);
     assert_eq!(batches(&recs), vec![0, 1, 2, 3, 4]);
     for r in &recs {
-        s.ack(r.id).unwrap();
+        s.ack(r.id).expect("ack");
     }
-    s.sync().unwrap();
+    s.sync().expect("sync");
     assert!(matches!(
         s.append(&batch(9), 9),
         Err(StoreError::ReadOnly { .. })
     ));
     assert_eq!(seg_files(tmp.path()), files, "nothing deleted or created");
-    assert_eq!(fs::metadata(&last).unwrap().len(), torn_len, "nothing cut");
+    assert_eq!(
+        fs::metadata(&last).expect("segment metadata").len(),
+        torn_len,
+        "nothing cut"
+    );
     assert!(!tmp.path().join("ack").exists(), "no checkpoint written");
 
     // Writable again: the next append probes, and the store is used as usual.
-    fs::remove_dir(&blocker).unwrap();
+    fs::remove_dir(&blocker).expect("remove the blocker");
     append(&mut s, 7);
     assert!(s.writable());
     assert_eq!(batches(&read_all(&mut s)), vec![7]);
