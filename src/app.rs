@@ -35,7 +35,7 @@ use crate::config::settings::{ListenerSpec, Protocol, Settings, SpoolFsync};
 use crate::events::LogLimits;
 use crate::forward::replay::Drainer;
 use crate::forward::transport::{DryRunTransport, HttpTransport, Transport, TransportError};
-use crate::forward::{DeliveryContext, Flusher};
+use crate::forward::{DeliveryContext, Flusher, SpillPolicy};
 use crate::health::{BEAT_EVERY, Health};
 use crate::ingest::bind::{self, BindError};
 use crate::ingest::conn_registry::ConnRegistry;
@@ -216,6 +216,13 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         .spool
         .as_ref()
         .map(|s| Spool::new(s.clone(), ledger.clone(), logs.clone()));
+    let spill = Arc::new(SpillPolicy::new(
+        spool.clone(),
+        buffer.clone(),
+        settings.spool.as_ref().map_or(1.0, |s| s.threshold),
+        ledger.clone(),
+        logs.clone(),
+    ));
     let delivery = Arc::new(DeliveryContext {
         transport,
         auth: auth.clone(),
@@ -231,7 +238,7 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         retry_after_max: settings.forward.retry_after_max,
         max_body_bytes: settings.forward.max_body_bytes,
         abort: abort.clone(),
-        spool: spool.clone(),
+        spill: spill.clone(),
     });
 
     let admin_listener = admin::bind(settings.admin.addr).await?;
@@ -251,10 +258,10 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
             ledger.clone(),
             buffer.clone(),
             auth,
-            spool.clone(),
+            spill.clone(),
         ),
         buffer_policy: settings.buffer.policy,
-        spool: spool.clone(),
+        spill,
         token: settings.admin.token.clone(),
         logs: logs.clone(),
         max_connections: settings.admin.max_connections,
@@ -347,17 +354,14 @@ impl Starting {
         };
         drop(watchdog);
 
-        let spool_threshold = settings.spool.as_ref().map_or(1.0, |s| s.threshold);
         let drainer = spool.as_ref().map(|spool| {
             let s = spool.settings();
             tokio::spawn(
                 Drainer {
                     spool: spool.clone(),
                     ctx: delivery.clone(),
-                    buffer: buffer.clone(),
                     max_body_bytes: settings.forward.max_body_bytes,
                     rate: s.drain_rate,
-                    threshold: s.threshold,
                     max_past: settings.ingest.max_past,
                     stop: shutdown.clone(),
                 }
@@ -388,8 +392,6 @@ impl Starting {
                 concurrency: settings.forward.concurrency,
                 inputs_done: inputs_done.clone(),
                 health: health.clone(),
-                spool: spool.clone(),
-                spool_threshold,
             }
             .run(),
         );
@@ -438,7 +440,6 @@ impl Starting {
             flusher,
             drainer,
             spool,
-            buffer: buffer.clone(),
             ledger: ledger.clone(),
             delivery: supervisor_delivery,
             admin_stop,

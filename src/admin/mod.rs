@@ -41,7 +41,7 @@ pub struct AdminState {
     pub registry: Registry,
     pub buffer_policy: BufferPolicy,
     /// The disk spool, when configured.
-    pub spool: Option<std::sync::Arc<crate::spool::Spool>>,
+    pub spill: std::sync::Arc<crate::forward::SpillPolicy>,
     pub token: Option<SecretString>,
     pub logs: Arc<LogLimits>,
     /// `admin_max_connections`, `admin_header_timeout`.

@@ -163,12 +163,12 @@ impl Status {
                     crate::config::settings::BufferPolicy::Block => "block",
                 },
             },
-            spool: s.spool.as_ref().map(|spool| {
+            spool: s.spill.spool().map(|spool| {
                 let st = spool.status();
                 SpoolStatusDoc {
                     dir: st.dir.display().to_string(),
                     available: st.available,
-                    spooling: st.degraded,
+                    spooling: s.spill.blueflood_failing(),
                     datapoints: l.spooled_points,
                     bytes: st.bytes,
                     max_bytes: st.max_bytes,

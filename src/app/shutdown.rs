@@ -1,7 +1,7 @@
 //! The shutdown sequence, run by one supervisor task from the start: it waits for the shutdown
 //! signal, lets listeners and connections drain, flushes, and at the deadline — or at once,
 //! when the shutdown is cut short (a second signal) — aborts delivery and keeps or counts
-//! whatever is not yet stored (`DeliveryContext::keep_at_deadline`: spooled, else counted
+//! whatever is not yet stored (`SpillPolicy::keep_at_deadline`: spooled, else counted
 //! `shutdown_timeout`). It returns the final counters.
 
 use std::future::Future;
@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
-use crate::buffer::Buffer;
 use crate::forward::DeliveryContext;
 use crate::spool::Spool;
 
@@ -48,7 +47,6 @@ pub(super) struct Supervised {
     pub flusher: JoinHandle<()>,
     pub drainer: Option<JoinHandle<()>>,
     pub spool: Option<Arc<Spool>>,
-    pub buffer: Arc<Buffer>,
     pub ledger: Arc<Ledger>,
     pub delivery: Arc<DeliveryContext>,
     pub admin_stop: CancellationToken,
@@ -74,7 +72,6 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
         mut flusher,
         drainer,
         spool,
-        buffer,
         ledger,
         delivery,
         admin_stop,
@@ -93,11 +90,11 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
         // Connections stop reading, deliveries stop retrying; closing the buffer releases
         // connections blocked on it, and what they still push is counted.
         abort.cancel();
-        keep_or_drop(&buffer, &delivery).await;
+        delivery.spill.keep_buffer_at_deadline().await;
         listeners.wait().await;
         let _ = flusher.await;
     }
-    keep_or_drop(&buffer, &delivery).await;
+    delivery.spill.keep_buffer_at_deadline().await;
     // Live data is settled; a spooled record still being retried stays on disk.
     abort.cancel();
     if let Some(drainer) = drainer {
@@ -125,13 +122,4 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
     );
     admin_stop.cancel();
     s
-}
-
-/// Closes the buffer; what it still holds goes to the spool, or is counted lost without one.
-async fn keep_or_drop(buffer: &Buffer, delivery: &DeliveryContext) {
-    if delivery.spool.is_none() {
-        buffer.close_and_drop();
-        return;
-    }
-    delivery.keep_at_deadline(buffer.close_and_take()).await;
 }

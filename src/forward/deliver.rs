@@ -1,13 +1,10 @@
-//! Delivers one batch: sends it, reads the verdict, and keeps going until every point of the
-//! batch is either stored or dropped with a reason. Transient failures are retried with
-//! exponential backoff and jitter (honouring `Retry-After`, up to `retry_after_max`) for as
-//! long as it takes, or until the shutdown deadline. What a 207, a 400 or a 413 does to the
-//! batch (drop the listed points, bisect, split) is decided in `bisect.rs`.
-//!
-//! With a spool, a live batch that fails is written to disk instead of being retried in memory
-//! (the spool's drainer retries it), and what the shutdown deadline cuts short is spooled
-//! instead of dropped. A batch read back from the spool is retried here; if the deadline cuts
-//! it short it simply stays on disk, unacknowledged.
+//! The delivery driver: sends one batch and keeps going until every point of it is stored,
+//! dropped with a reason, or spooled. It only applies actions: what an answer means is
+//! `blueflood`'s, what to do about it `policy.rs`'s, what a 207, 400 or 413 does to the points
+//! `bisect.rs`'s, whether a failed batch goes to disk `spill.rs`'s. Failures are retried with
+//! one validated exponential backoff with jitter (`crate::backoff`, honouring `Retry-After` up
+//! to `retry_after_max`) for as long as it takes, or until the shutdown deadline; a batch read
+//! back from the spool that the deadline cuts short stays on disk, unacknowledged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +12,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::answer::EXCERPT_CHARS;
-use super::bisect::{Batch, Part, Too413};
-use super::blueflood::{self, Verdict};
+use super::bisect::{Batch, Part};
+use super::blueflood;
+use super::policy::{Action, Failure};
+use super::spill::SpillPolicy;
 use super::transport::{Answer, Prepared, SendError, Transport};
 use crate::accounting::{DropReason, Ledger};
 use crate::auth::{Token, TokenProvider};
@@ -25,8 +23,6 @@ use crate::backoff::{ExponentialBackoff, InvalidBackoff, RetryAfter};
 use crate::config::settings::Compression;
 use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
 use crate::model::Datapoint;
-use crate::redact::foreign_text as excerpt;
-use crate::spool::{Refused, Spool};
 use crate::telemetry::metrics::Instruments;
 
 /// Half of every retry step is fixed and half random: retries spread out, yet none comes
@@ -72,8 +68,8 @@ pub struct DeliveryContext {
     pub max_body_bytes: usize,
     /// Fires at the shutdown deadline: stop retrying, count what is left as lost.
     pub abort: CancellationToken,
-    /// The disk spool, when configured.
-    pub spool: Option<Arc<Spool>>,
+    /// When a batch goes to disk instead of the wire (and the spool, when configured).
+    pub spill: Arc<SpillPolicy>,
 }
 
 impl DeliveryContext {
@@ -121,6 +117,15 @@ impl DeliveryContext {
         .emit(&self.ledger, &self.logs);
     }
 
+    /// One point alone encodes larger than a request may be.
+    pub(super) fn drop_too_large(&self, n: usize) {
+        self.drop_points(
+            DropReason::TooLarge,
+            n,
+            "one datapoint encodes larger than the request size limit",
+        );
+    }
+
     /// Delivers `points` (whose encoded body is `json`) and accounts for every one of them.
     pub async fn deliver(&self, points: Vec<Datapoint>, json: Vec<u8>, origin: Origin) -> Settled {
         let first = Part {
@@ -149,60 +154,15 @@ impl DeliveryContext {
                 Settled::LeftInSpool
             }
             Origin::Live => {
-                self.keep_at_deadline(points).await;
+                self.spill.keep_at_deadline(points).await;
                 Settled::Done
             }
         }
     }
 
-    /// In-flight points the shutdown deadline caught (here, in the flusher's hands, or still
-    /// buffered): written to the spool when there is one, otherwise counted lost.
-    pub async fn keep_at_deadline(&self, points: Vec<Datapoint>) {
-        if points.is_empty() {
-            return;
-        }
-        let n = points.len();
-        let lost = match &self.spool {
-            Some(spool) => match spool.spill(points).await {
-                Ok(()) => {
-                    tracing::info!(datapoints = n, "spooled at the shutdown deadline");
-                    return;
-                }
-                Err(Refused(rest)) => rest.len(),
-            },
-            None => n,
-        };
-        self.drop_points(DropReason::ShutdownTimeout, lost, "shutdown deadline");
-    }
-
-    /// A live part failed: hand it to the spool (whose drainer will retry it) instead of
-    /// retrying it here. Gives the points back when the spool cannot take them.
-    async fn spill_failed(
-        &self,
-        points: Vec<Datapoint>,
-        origin: Origin,
-    ) -> Result<(), Vec<Datapoint>> {
-        let Some(spool) = &self.spool else {
-            return Err(points);
-        };
-        // Either way Blueflood is failing: new batches should go to disk, not to the wire.
-        spool.set_degraded();
-        match origin {
-            Origin::Live => spool.spill(points).await.map_err(|Refused(p)| p),
-            Origin::Spooled => Err(points),
-        }
-    }
-
-    /// Blueflood answered as itself (stored, or refused points it named or could not parse):
-    /// it is up, so new batches go to it rather than to disk.
-    fn blueflood_answers(&self) {
-        if let Some(spool) = &self.spool {
-            spool.clear_degraded();
-        }
-    }
-
-    /// Delivers one part, pushing any sub-parts it splits into onto the batch's queue. `Err`
-    /// with the part's points when the shutdown deadline cut it short.
+    /// The one delivery driver: sends one part until its answer settles it (pushing any
+    /// sub-parts onto the batch's queue), applying what `policy.rs` makes of each answer.
+    /// `Err` with the part's points when the shutdown deadline cut it short.
     async fn deliver_part(
         &self,
         part: Part,
@@ -226,94 +186,23 @@ impl DeliveryContext {
             if self.abort.is_cancelled() {
                 return Err(points);
             }
-            let token = match self.auth.token().await {
-                Ok(t) => t,
+            let failure = match self.auth.token().await {
                 Err(e) => {
-                    let cause = format!("authentication failed: {e}");
-                    self.ledger.delivery_blocked(&cause);
                     // Auth down never costs data: keep the batch (or spool it) and back off.
-                    points = match self.spill_failed(points, origin).await {
-                        Ok(()) => return Ok(()),
-                        Err(p) => p,
-                    };
-                    let delay = self.backoff(attempt, None);
-                    self.retry(attempt, delay, n, &cause, None);
-                    attempt += 1;
-                    if !self.sleep(delay).await {
+                    let failure = Failure::new(format!("authentication failed: {e}"));
+                    self.ledger.delivery_blocked(&failure.cause);
+                    failure
+                }
+                Ok(token) => {
+                    let Some(sent) = self.send_once(&body, token.as_ref(), n, attempt).await else {
                         return Err(points);
-                    }
-                    continue;
-                }
-            };
-            let Some(sent) = self.send_once(&body, token.as_ref(), n, attempt).await else {
-                return Err(points);
-            };
-            let (retry_after, cause, refusal) = match sent {
-                Err(e) => {
-                    let cause = e.to_string();
-                    self.ledger.request_failed(&cause);
-                    (None, cause, None)
-                }
-                Ok(answer) => {
-                    let verdict = blueflood::classify_answer(&answer);
-                    match verdict {
-                        Verdict::Stored
-                        | Verdict::ProbablyStored
-                        | Verdict::PartiallyRejected(_) => {
-                            self.ledger.request_ok();
-                            self.blueflood_answers();
-                        }
-                        Verdict::BadRequest(_) => {
-                            self.ledger
-                                .request_failed(&format!("HTTP {} from Blueflood", answer.status));
-                            self.blueflood_answers();
-                        }
-                        _ => self
-                            .ledger
-                            .request_failed(&format!("HTTP {} from Blueflood", answer.status)),
-                    }
-                    match verdict {
-                        Verdict::Stored | Verdict::ProbablyStored => {
-                            self.ledger.delivered(n as u64);
-                            tracing::debug!(datapoints = n, status = answer.status, "delivered");
+                    };
+                    match self.judge(sent, n, body.json.len()) {
+                        Action::Settle(settlement) => {
+                            self.settle(settlement, points, batch);
                             return Ok(());
                         }
-                        Verdict::PartiallyRejected(rejected) => {
-                            self.settle_partial(&points, &rejected);
-                            return Ok(());
-                        }
-                        Verdict::BadRequest(rejected) => {
-                            self.isolate_bad(points, &rejected, answer.retry_after, batch);
-                            return Ok(());
-                        }
-                        Verdict::TooLarge { retry_after } => {
-                            let len = body.json.len();
-                            match self.too_large(n, len) {
-                                Too413::Drop => {
-                                    self.drop_points(
-                                        DropReason::TooLarge,
-                                        n,
-                                        "413 for a datapoint whose encoding alone is larger than the request size limit",
-                                    );
-                                    return Ok(());
-                                }
-                                Too413::Split => {
-                                    // Behind Repose a 413 can mean "rate limited": split, then pause.
-                                    let pause = self.backoff(0, retry_after);
-                                    batch.split(points, pause, pause);
-                                    return Ok(());
-                                }
-                                Too413::RateLimited => (
-                                    retry_after,
-                                    format!(
-                                        "HTTP 413 for a body of {len} bytes, well under the {} byte limit: rate limited",
-                                        self.max_body_bytes
-                                    ),
-                                    None,
-                                ),
-                            }
-                        }
-                        Verdict::Unauthorized => {
+                        Action::Reauthenticate { status } => {
                             if let Some(t) = &token {
                                 self.auth.invalidate(t);
                             }
@@ -321,50 +210,25 @@ impl DeliveryContext {
                                 reauthenticated = true;
                                 continue;
                             }
-                            (
-                                None,
-                                format!("HTTP {} after re-authentication", answer.status),
-                                None,
-                            )
+                            Failure::new(format!("HTTP {status} after re-authentication"))
                         }
-                        Verdict::Transient { retry_after } => {
-                            (retry_after, format!("HTTP {}", answer.status), None)
-                        }
-                        Verdict::Redirected => (
-                            None,
-                            format!(
-                                "HTTP {} redirect to {} (not followed: check the blueflood URL)",
-                                answer.status,
-                                answer.location.as_deref().unwrap_or("(no Location)")
-                            ),
-                            Some(Refusal::Redirect),
-                        ),
-                        Verdict::NotBlueflood => (
-                            answer.retry_after,
-                            not_blueflood_cause(&answer),
-                            Some(Refusal::NotBlueflood),
-                        ),
-                        Verdict::ClientError => (
-                            None,
-                            format!(
-                                "HTTP {} {}",
-                                answer.status,
-                                excerpt(&answer.body, EXCERPT_CHARS)
-                            ),
-                            Some(Refusal::ClientError),
-                        ),
+                        Action::Retry(failure) => failure,
                     }
                 }
             };
-            points = match self.spill_failed(points, origin).await {
+            points = match self.spill.after_failure(points, origin).await {
                 Ok(()) => {
-                    tracing::debug!(datapoints = n, cause, "delivery failed; batch spooled");
+                    tracing::debug!(
+                        datapoints = n,
+                        cause = failure.cause,
+                        "delivery failed; batch spooled"
+                    );
                     return Ok(());
                 }
                 Err(p) => p,
             };
-            let delay = self.backoff(attempt, retry_after);
-            self.retry(attempt, delay, n, &cause, refusal);
+            let delay = self.backoff(attempt, failure.retry_after);
+            self.retry(attempt, delay, n, &failure.cause, failure.refusal);
             attempt += 1;
             reauthenticated = false;
             if !self.sleep(delay).await {
@@ -422,18 +286,4 @@ impl DeliveryContext {
         }
         .emit(&self.ledger, &self.logs);
     }
-}
-
-/// Why an answer that is not Blueflood's keeps the data.
-fn not_blueflood_cause(answer: &Answer) -> String {
-    let why = if answer.complete {
-        "whose body is not Blueflood's (a proxy in front of it?)"
-    } else {
-        "longer than anything Blueflood could answer to this batch"
-    };
-    format!(
-        "HTTP {} {why}: {}",
-        answer.status,
-        excerpt(&answer.body, EXCERPT_CHARS)
-    )
 }

@@ -10,10 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::blueflood::{BodyBuilder, Offer};
+use super::body::BodyCutter;
 use super::{DeliveryContext, Origin, Settled};
 use crate::accounting::DropReason;
-use crate::buffer::Buffer;
 use crate::events::InFlightDropped;
 use crate::model::Datapoint;
 use crate::spool::{Replay, Spool};
@@ -24,12 +23,9 @@ const IDLE_CHECK: Duration = Duration::from_millis(100);
 pub struct Drainer {
     pub spool: Arc<Spool>,
     pub ctx: Arc<DeliveryContext>,
-    pub buffer: Arc<Buffer>,
     pub max_body_bytes: usize,
     /// Datapoints per second, at most.
     pub rate: u64,
-    /// Buffer fill above which the drainer waits (live data first).
-    pub threshold: f64,
     /// Points older than this when read back are dropped as `out_of_window` instead of sent:
     /// Blueflood would refuse them, and bisecting a whole record of them costs many requests.
     pub max_past: Duration,
@@ -38,10 +34,6 @@ pub struct Drainer {
 }
 
 impl Drainer {
-    fn live_backing_up(&self) -> bool {
-        self.buffer.fill() > self.threshold
-    }
-
     /// Runs until `stop`; the record in hand is finished first (or left on disk at the
     /// deadline, through the delivery context's abort).
     pub async fn run(self) {
@@ -50,7 +42,8 @@ impl Drainer {
             if self.stop.is_cancelled() {
                 return;
             }
-            if self.live_backing_up() {
+            // Live data first: the spill policy's threshold says when it is backing up.
+            if self.ctx.spill.live_backing_up() {
                 self.pause(IDLE_CHECK).await;
                 continue;
             }
@@ -114,46 +107,32 @@ impl Drainer {
     /// Delivers a record in request-sized bodies, one after the other.
     async fn deliver(&self, replay: Replay) -> Settled {
         let mut points = self.drop_expired(replay.points).into_iter();
-        let mut builder = BodyBuilder::new(self.max_body_bytes, self.ctx.ttl_seconds);
-        let mut body: Vec<Datapoint> = Vec::new();
+        let mut cutter = BodyCutter::new(self.max_body_bytes, self.ctx.ttl_seconds);
         while let Some(p) = points.next() {
-            match builder.offer(&p) {
-                Offer::Added => body.push(p),
-                Offer::Full => {
-                    let json = std::mem::replace(
-                        &mut builder,
-                        BodyBuilder::new(self.max_body_bytes, self.ctx.ttl_seconds),
-                    )
-                    .finish();
-                    let sent = std::mem::take(&mut body);
-                    if self.ctx.deliver(sent, json, Origin::Spooled).await != Settled::Done {
-                        // The point in hand and the rest of the record stay on disk too.
-                        let rest = 1 + points.len() as u64;
-                        self.ctx.ledger.in_flight_back_to_spool(rest);
-                        return Settled::LeftInSpool;
-                    }
-                    match builder.offer(&p) {
-                        Offer::Added => body.push(p),
-                        _ => self.too_large(),
-                    }
-                }
-                Offer::TooLarge => self.too_large(),
+            let cut = cutter.push(p);
+            if !cut.added {
+                self.ctx.drop_too_large(1);
+            }
+            if let Some(body) = cut.completed
+                && self
+                    .ctx
+                    .deliver(body.points, body.json, Origin::Spooled)
+                    .await
+                    != Settled::Done
+            {
+                // The next body begun and the rest of the record stay on disk too.
+                let rest = (cutter.len() + points.len()) as u64;
+                self.ctx.ledger.in_flight_back_to_spool(rest);
+                return Settled::LeftInSpool;
             }
         }
-        if body.is_empty() {
-            return Settled::Done;
+        match cutter.take() {
+            Some(body) => {
+                self.ctx
+                    .deliver(body.points, body.json, Origin::Spooled)
+                    .await
+            }
+            None => Settled::Done,
         }
-        self.ctx
-            .deliver(body, builder.finish(), Origin::Spooled)
-            .await
-    }
-
-    fn too_large(&self) {
-        InFlightDropped {
-            reason: DropReason::TooLarge,
-            count: 1,
-            detail: "one datapoint encodes larger than the request size limit",
-        }
-        .emit(&self.ctx.ledger, &self.ctx.logs);
     }
 }

@@ -1,7 +1,7 @@
 //! The spool as the rest of the program sees it: an async front to the synchronous [`Store`]
 //! (every disk operation runs on Tokio's blocking pool), the ledger moves that go with each
-//! operation, the fallback to memory when the disk fails, and the "Blueflood is failing" flag
-//! that tells the flusher to spool instead of sending.
+//! operation, and the fallback to memory when the disk fails. When to spool is not decided
+//! here: that is `forward::spill`'s policy.
 //!
 //! The disk never costs data that memory could still hold: when a write fails (disk full,
 //! permission denied, read-only filesystem), the points are handed back to the caller, which
@@ -58,7 +58,6 @@ pub struct Spool {
     status: Mutex<SpoolStatus>,
     ledger: Arc<Ledger>,
     logs: Arc<LogLimits>,
-    degraded: AtomicBool,
     /// Points recovered at start not yet read back (for replay progress).
     recovered_left: AtomicU64,
     /// Wakes the drainer when a record was written.
@@ -123,7 +122,6 @@ impl Spool {
             closed: AtomicBool::new(false),
             ledger,
             logs,
-            degraded: AtomicBool::new(false),
             recovered_left: AtomicU64::new(0),
             written: Notify::new(),
         })
@@ -233,27 +231,11 @@ impl Spool {
 
     pub fn status(&self) -> SpoolStatus {
         self.refresh(None);
-        let mut st = self.status_lock().clone();
-        st.degraded = self.degraded.load(Ordering::Relaxed);
-        st
+        self.status_lock().clone()
     }
 
     pub fn settings(&self) -> &SpoolSettings {
         &self.settings
-    }
-
-    /// Blueflood failed a request: spool new batches instead of sending them.
-    pub fn set_degraded(&self) {
-        self.degraded.store(true, Ordering::Relaxed);
-    }
-
-    /// Blueflood stored a request.
-    pub fn clear_degraded(&self) {
-        self.degraded.store(false, Ordering::Relaxed);
-    }
-
-    pub fn is_degraded(&self) -> bool {
-        self.degraded.load(Ordering::Relaxed)
     }
 
     /// Whether a spill has a chance now (open, not resting after an error).

@@ -29,8 +29,6 @@ pub struct SpoolStatus {
     /// Spills refused because the spool was full under `block` (the points stayed in memory).
     pub full_refusals: u64,
     pub write_errors: u64,
-    /// Blueflood is failing: new batches go to disk instead of being sent.
-    pub degraded: bool,
 }
 
 impl SpoolStatus {

@@ -17,6 +17,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::accounting::Ledger;
 use crate::auth::TokenProvider;
 use crate::buffer::Buffer;
+use crate::forward::SpillPolicy;
 use crate::spool::Spool;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,7 +66,7 @@ pub fn registry(
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
-    spool: Option<Arc<Spool>>,
+    spill: Arc<SpillPolicy>,
 ) -> Registry {
     let mut registry = Registry::with_prefix("blueflood_forward");
     registry.register_with_unit(
@@ -83,7 +84,7 @@ pub fn registry(
         ledger,
         buffer,
         auth,
-        spool,
+        spill,
     }));
     registry
 }
@@ -99,7 +100,8 @@ struct LedgerCollector {
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
-    spool: Option<Arc<Spool>>,
+    /// The spool (when configured) and whether new batches go to it.
+    spill: Arc<SpillPolicy>,
 }
 
 impl std::fmt::Debug for LedgerCollector {
@@ -200,7 +202,7 @@ impl LedgerCollector {
             "spool_spooling",
             "1 while Blueflood is failing and new batches go to the spool",
             None,
-            f64::from(u8::from(st.degraded)),
+            f64::from(u8::from(self.spill.blueflood_failing())),
         )?;
         counter(
             enc,
@@ -446,7 +448,7 @@ impl Collector for LedgerCollector {
             None,
             s.admin_connections_open as f64,
         )?;
-        if let Some(spool) = &self.spool {
+        if let Some(spool) = self.spill.spool() {
             self.encode_spool(&mut enc, spool, &s)?;
         }
         let a = self.auth.status();
