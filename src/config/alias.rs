@@ -4,10 +4,10 @@
 //! spellings, the key's own name wins. `keys.rs` stays the one table of keys: this only maps
 //! names onto it.
 
-use super::keys::FILE_SUFFIX;
+use super::keys::{FILE_SUFFIX, Key};
 
 /// `(alias, key)`. `prefix` was this forwarder's name for the original's `metric_prefix`.
-const ALIASES: &[(&str, &str)] = &[("prefix", "metric_prefix")];
+const ALIASES: &[(&str, Key)] = &[("prefix", Key::MetricPrefix)];
 
 /// The key `name` stands for when it is an alias (`prefix` → `metric_prefix`, `prefix_file` →
 /// `metric_prefix_file`); `None` for every other name.
@@ -19,14 +19,14 @@ pub(crate) fn canonical(name: &str) -> Option<String> {
     ALIASES
         .iter()
         .find(|(alias, _)| *alias == base)
-        .map(|(_, key)| format!("{key}{suffix}"))
+        .map(|(_, key)| format!("{}{suffix}", key.name()))
 }
 
 /// The aliases of `key`, for the command line (`--prefix`).
 pub(crate) fn of(key: &str) -> impl Iterator<Item = &'static str> + '_ {
     ALIASES
         .iter()
-        .filter(move |(_, k)| *k == key)
+        .filter(move |(_, k)| k.name() == key)
         .map(|(alias, _)| *alias)
 }
 
@@ -38,7 +38,10 @@ mod tests {
     #[test]
     fn aliases_name_real_keys_and_are_not_keys_themselves() {
         for (alias, key) in ALIASES {
-            assert!(keys::find(key).is_some(), "{alias} -> {key}: no such key");
+            assert!(
+                keys::find(key.name()).is_some(),
+                "{alias} -> {key:?}: no such key"
+            );
             assert!(keys::find(alias).is_none(), "{alias} is a key itself");
         }
     }

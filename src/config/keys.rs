@@ -3,11 +3,13 @@
 //! is derived from [`KEYS`], so a key cannot exist in one place and be missing in another,
 //! and the defaults shown by `--help` are the very strings that are parsed as defaults. Each
 //! key's [`ValueType`] says what its value may be; the Helm chart's JSON Schema is built from it.
+//! Code names a key by [`Key`], made from the same list as [`KEYS`]; looking a key up by its
+//! name ([`find`]) is only for names that come from outside (flags, files, the environment).
 
 use super::schema::ValueType;
 
 mod table;
-pub(crate) use table::KEYS;
+pub(crate) use table::{KEYS, Key};
 
 /// Prefix of every environment variable the forwarder reads.
 pub(crate) const ENV_PREFIX: &str = "BLUEFLOOD_FORWARD_";

@@ -44,7 +44,7 @@ pub struct AdminSettings {
 
 impl AdminSettings {
     /// The configuration key of `addr`, for messages.
-    pub const ADDR_KEY: &'static str = "admin_addr";
+    pub const ADDR_KEY: &'static str = super::keys::Key::AdminAddr.name();
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,20 @@
-//! The table itself: every configuration key with its flag, default, value type, group and
-//! help text, in `--help` order within each group. What a key spec means is in `keys.rs`.
+//! The table itself: every configuration key, named once. `keys!` turns the one list below
+//! into both [`Key`] (how code names a key, so a misspelt key fails to compile) and [`KEYS`]
+//! (the specs, in `--help` order within each group; the chart's schema lists them in this
+//! order too). Each spec (flag, default, value type, group, help) is in the file of its group;
+//! what a key spec means is in `keys.rs`.
 
-use super::super::schema::ValueType;
-use super::super::validate::{
-    ADMIN_MAX_CONNECTIONS, MIN_BUFFER_BYTES, MIN_PARTIAL_FRAME_BYTES, MIN_SPOOL_BYTES,
-};
 use super::{Group, KeySpec, Kind};
+use crate::config::schema::ValueType;
+
+mod authentication;
+mod buffer;
+mod delivery;
+mod input_limits;
+mod listeners;
+mod operation;
+mod original;
+mod spool;
 
 const fn value(
     key: &'static str,
@@ -45,535 +54,105 @@ const fn switch(key: &'static str, group: Group, help: &'static str) -> KeySpec 
     }
 }
 
-use Group::*;
-use ValueType::*;
+/// One list, two outputs: the variants of [`Key`] and the entries of [`KEYS`] come from the
+/// same lines in the same order, so `Key::X as usize` is X's index in `KEYS` and neither can
+/// have an entry the other lacks (a spec left out of the list is dead code, which the lints
+/// refuse). The variant is the key's name in CamelCase (a test holds them to that).
+macro_rules! keys {
+    ($($(#[$meta:meta])* $variant:ident = $spec:path,)+) => {
+        /// A configuration key as code names it: `Key::MaxPast` is `max_past`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[expect(
+            clippy::enum_variant_names,
+            reason = "the variants spell the keys' names, and `key`, `secret_user_key` and \
+                      `secret_key_key` end in key"
+        )]
+        pub(crate) enum Key {
+            $($(#[$meta])* $variant,)+
+        }
 
-/// `validate.rs`'s bound: Blueflood stores TTLs as a signed 32-bit count of seconds.
-const MAX_TTL: u64 = 2_147_483_646;
+        /// Every configuration key, in `--help` order within each group.
+        pub(crate) static KEYS: &[KeySpec] = &[$($spec,)+];
 
-/// Every configuration key, in `--help` order within each group.
-pub(crate) static KEYS: &[KeySpec] = &[
+        impl Key {
+            /// The key's name: its TOML and INI key, the stem of its flag and environment
+            /// variable. `const` so that a `&'static str` constant can name a key.
+            pub(crate) const fn name(self) -> &'static str {
+                match self {
+                    $(Key::$variant => $spec.key,)+
+                }
+            }
+
+            /// Every key with its variant's name, for the test that holds them together.
+            #[cfg(test)]
+            pub(crate) const ALL: &[(Key, &str)] = &[$((Key::$variant, stringify!($variant)),)+];
+        }
+    };
+}
+
+impl Key {
+    /// Everything the table says about this key.
+    pub(crate) fn spec(self) -> &'static KeySpec {
+        &KEYS[self as usize]
+    }
+}
+
+keys! {
     // The original's flags (twistd plugin `blueflood-forward`), defaults unchanged.
-    value(
-        "endpoint",
-        Some('e'),
-        Some("tcp:2004"),
-        "ENDPOINT",
-        Endpoint("tcp"),
-        Original,
-        "Twisted endpoint to listen on: tcp:PORT, tcp:port=PORT, tcp:PORT:interface=ADDR",
-    ),
-    value(
-        "interval",
-        Some('i'),
-        Some("30"),
-        "SECONDS",
-        Seconds,
-        Original,
-        "Seconds a point may wait before its batch is sent",
-    ),
-    value(
-        "blueflood",
-        Some('b'),
-        Some("http://localhost:19000"),
-        "URL",
-        HttpUrl,
-        Original,
-        "Blueflood base URL (http or https)",
-    ),
-    value(
-        "tenant",
-        Some('t'),
-        Some("tenant"),
-        "TENANT",
-        Tenant,
-        Original,
-        "Tenant ID, used in the ingest URL path",
-    ),
-    value(
-        "metric_prefix",
-        Some('p'),
-        Some(""),
-        "PREFIX",
-        Text,
-        Original,
-        "Prepended to every metric name with a '.'; empty = none [default: empty]",
-    ),
-    value(
-        "ttl",
-        None,
-        Some("86400"),
-        "SECONDS",
-        Integer {
-            min: 1,
-            max: Some(MAX_TTL),
-        },
-        Original,
-        "ttlInSeconds of every datapoint",
-    ),
-    KeySpec {
-        cli_file_flag: true,
-        ..value(
-            "user",
-            Some('u'),
-            Some(""),
-            "USER",
-            Text,
-            Original,
-            "Keystone user; empty = no authentication [default: empty]",
-        )
-    },
-    KeySpec {
-        secret: true,
-        cli_file_flag: true,
-        ..value(
-            "key",
-            Some('k'),
-            None,
-            "KEY",
-            Text,
-            Original,
-            "Keystone API key; on the command line every local user can read it (ps), prefer --key-file",
-        )
-    },
-    value(
-        "auth_url",
-        None,
-        Some("https://identity.api.rackspacecloud.com/v2.0/tokens"),
-        "URL",
-        HttpUrl,
-        Original,
-        "Keystone token URL (v2: .../v2.0/tokens, v3: .../v3/auth/tokens)",
-    ),
+    Endpoint = original::ENDPOINT,
+    Interval = original::INTERVAL,
+    Blueflood = original::BLUEFLOOD,
+    Tenant = original::TENANT,
+    MetricPrefix = original::METRIC_PREFIX,
+    Ttl = original::TTL,
+    User = original::USER,
+    Key = original::KEY,
+    AuthUrl = original::AUTH_URL,
     // Authentication beyond the original's -u/-k (issue 4).
-    value(
-        "auth_method",
-        None,
-        Some("rax-kskey"),
-        "METHOD",
-        Choice(&["rax-kskey", "v2-password", "v3-password"]),
-        Authentication,
-        "rax-kskey (v2 API key), v2-password or v3-password; the key is the API key or the password",
-    ),
-    value(
-        "auth_domain",
-        None,
-        Some("Default"),
-        "DOMAIN",
-        Text,
-        Authentication,
-        "Keystone v3 user domain name",
-    ),
-    value(
-        "secret_name",
-        None,
-        None,
-        "NAME",
-        Text,
-        Authentication,
-        "Read user and key from this Kubernetes Secret through the API (get/watch) instead of files [default: off]",
-    ),
-    value(
-        "secret_namespace",
-        None,
-        None,
-        "NAMESPACE",
-        Text,
-        Authentication,
-        "Namespace of --secret-name [default: the pod's own namespace]",
-    ),
-    value(
-        "secret_user_key",
-        None,
-        Some("username"),
-        "KEY",
-        Text,
-        Authentication,
-        "Data key of the user name in --secret-name",
-    ),
-    value(
-        "secret_key_key",
-        None,
-        Some("apiKey"),
-        "KEY",
-        Text,
-        Authentication,
-        "Data key of the API key or password in --secret-name",
-    ),
-    value(
-        "auth_max_answer_bytes",
-        None,
-        Some("4194304"),
-        "BYTES",
-        Bytes {
-            min: 1024,
-            max: Some(1 << 30),
-        },
-        Authentication,
-        "Largest Keystone answer read (service catalogs included); a larger one is an auth failure",
-    ),
-    value(
-        "limit",
-        None,
-        Some("0"),
-        "BYTES",
-        Bytes { min: 0, max: None },
-        Original,
-        "Largest JSON body per request; 0 = Blueflood's limit (1 MiB), larger values are capped",
-    ),
-    value(
-        "protocol",
-        None,
-        Some("MetricPickleReceiver"),
-        "CLASS",
-        Choice(&["MetricPickleReceiver", "MetricLineReceiver"]),
-        Original,
-        "Protocol of --endpoint: MetricPickleReceiver (pickle) or MetricLineReceiver (plaintext lines)",
-    ),
-    switch(
-        "overwrite_collection_timestamp",
-        Original,
-        "Use the arrival time instead of the metric's timestamp",
-    ),
+    AuthMethod = authentication::AUTH_METHOD,
+    AuthDomain = authentication::AUTH_DOMAIN,
+    SecretName = authentication::SECRET_NAME,
+    SecretNamespace = authentication::SECRET_NAMESPACE,
+    SecretUserKey = authentication::SECRET_USER_KEY,
+    SecretKeyKey = authentication::SECRET_KEY_KEY,
+    AuthMaxAnswerBytes = authentication::AUTH_MAX_ANSWER_BYTES,
+    Limit = original::LIMIT,
+    Protocol = original::PROTOCOL,
+    OverwriteCollectionTimestamp = original::OVERWRITE_COLLECTION_TIMESTAMP,
     // New in this implementation.
-    value(
-        "line_endpoint",
-        None,
-        None,
-        "ENDPOINT",
-        Endpoint("tcp"),
-        Listeners,
-        "Also listen for plaintext lines over TCP (tcp:PORT[:interface=ADDR]) [default: off]",
-    ),
-    value(
-        "udp_endpoint",
-        None,
-        None,
-        "ENDPOINT",
-        Endpoint("udp"),
-        Listeners,
-        "Also listen for plaintext lines over UDP (udp:PORT[:interface=ADDR]) [default: off]",
-    ),
-    value(
-        "buffer_bytes",
-        None,
-        Some("268435456"),
-        "BYTES",
-        Bytes {
-            min: MIN_BUFFER_BYTES,
-            max: None,
-        },
-        Buffer,
-        "Memory for points not yet delivered (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
-    ),
-    value(
-        "buffer_policy",
-        None,
-        Some("drop_newest"),
-        "POLICY",
-        Choice(&["drop_newest", "block"]),
-        Buffer,
-        "When the buffer is full: drop_newest (count and refuse) or block (stop reading sockets)",
-    ),
-    value(
-        "spool_dir",
-        None,
-        None,
-        "DIR",
-        Text,
-        Spool,
-        "Directory for the disk spool: points that cannot be delivered soon are kept there across restarts [default: off]",
-    ),
-    value(
-        "spool_bytes",
-        None,
-        Some("1073741824"),
-        "BYTES",
-        Bytes {
-            min: MIN_SPOOL_BYTES,
-            max: None,
-        },
-        Spool,
-        "Disk the spool may use (suffixes KiB, MiB, GiB, KB, MB, GB accepted)",
-    ),
-    value(
-        "spool_full_policy",
-        None,
-        Some("drop_oldest"),
-        "POLICY",
-        Choice(&["drop_oldest", "block"]),
-        Spool,
-        "When the spool is full: drop_oldest (delete the oldest segment, counted) or block (keep points in memory; the buffer policy applies)",
-    ),
-    value(
-        "spool_fsync",
-        None,
-        Some("1000"),
-        "MS|batch",
-        IntegerOr {
-            min: 1,
-            max: 3_600_000,
-            word: "batch",
-        },
-        Spool,
-        "fsync the spool every MS milliseconds, or after every batch written (batch)",
-    ),
-    value(
-        "spool_threshold",
-        None,
-        Some("0.5"),
-        "FRACTION",
-        Fraction { above: "0" },
-        Spool,
-        "Buffer fill (0..1) above which new batches go to the spool instead of waiting in memory",
-    ),
-    value(
-        "spool_drain_rate",
-        None,
-        Some("50000"),
-        "POINTS/S",
-        Integer { min: 1, max: None },
-        Spool,
-        "Most datapoints per second sent from the spool after an outage (live data goes first)",
-    ),
-    value(
-        "concurrency",
-        None,
-        Some("4"),
-        "N",
-        Integer {
-            min: 1,
-            max: Some(256),
-        },
-        Delivery,
-        "Requests in flight to Blueflood at once (1..=256)",
-    ),
-    value(
-        "compression",
-        None,
-        Some("gzip"),
-        "gzip|none",
-        Choice(&["gzip", "none"]),
-        Delivery,
-        "Request body compression",
-    ),
-    value(
-        "compression_level",
-        None,
-        Some("1"),
-        "0..9",
-        Integer {
-            min: 0,
-            max: Some(9),
-        },
-        Delivery,
-        "gzip level",
-    ),
-    value(
-        "connect_timeout",
-        None,
-        Some("5"),
-        "SECONDS",
-        Seconds,
-        Delivery,
-        "TCP/TLS connect timeout for Blueflood and Keystone",
-    ),
-    value(
-        "request_timeout",
-        None,
-        Some("30"),
-        "SECONDS",
-        Seconds,
-        Delivery,
-        "Timeout of a whole request to Blueflood or Keystone",
-    ),
-    value(
-        "retry_initial",
-        None,
-        Some("0.2"),
-        "SECONDS",
-        Seconds,
-        Delivery,
-        "First retry delay; doubles per attempt, with jitter",
-    ),
-    value(
-        "retry_max",
-        None,
-        Some("30"),
-        "SECONDS",
-        Seconds,
-        Delivery,
-        "Longest retry delay",
-    ),
-    value(
-        "retry_after_max",
-        None,
-        Some("120"),
-        "SECONDS",
-        Seconds,
-        Delivery,
-        "Longest wait a server's Retry-After can impose; a longer one is cut to this (and logged)",
-    ),
-    value(
-        "max_frame_bytes",
-        None,
-        Some("1048576"),
-        "BYTES",
-        Bytes {
-            min: 1,
-            max: Some(u32::MAX as u64),
-        },
-        InputLimits,
-        "Largest pickle frame; a larger length header closes the connection",
-    ),
-    value(
-        "max_line_bytes",
-        None,
-        Some("16384"),
-        "BYTES",
-        Bytes { min: 1, max: None },
-        InputLimits,
-        "Longest plaintext line",
-    ),
-    value(
-        "max_name_bytes",
-        None,
-        Some("4096"),
-        "BYTES",
-        Bytes { min: 1, max: None },
-        InputLimits,
-        "Longest metric name (before the prefix)",
-    ),
-    value(
-        "max_connections",
-        None,
-        Some("1024"),
-        "N",
-        Integer { min: 1, max: None },
-        InputLimits,
-        "Concurrent TCP connections over all listeners",
-    ),
-    value(
-        "idle_timeout",
-        None,
-        Some("300"),
-        "SECONDS",
-        Seconds,
-        InputLimits,
-        "Close a connection that sends nothing for this long",
-    ),
-    value(
-        "partial_frame_bytes",
-        None,
-        Some("67108864"),
-        "BYTES",
-        Bytes {
-            min: MIN_PARTIAL_FRAME_BYTES,
-            max: None,
-        },
-        InputLimits,
-        "Memory for incomplete frames and lines over all connections; above it the connections holding the most are closed (at least max_frame_bytes + 4 and max_line_bytes)",
-    ),
-    value(
-        "max_past",
-        None,
-        Some("259200"),
-        "SECONDS",
-        Seconds,
-        InputLimits,
-        "Drop points older than this",
-    ),
-    value(
-        "max_future",
-        None,
-        Some("600"),
-        "SECONDS",
-        Seconds,
-        InputLimits,
-        "Drop points further ahead than this",
-    ),
-    value(
-        "shutdown_timeout",
-        None,
-        Some("25"),
-        "SECONDS",
-        Seconds,
-        Operation,
-        "On SIGTERM, how long to keep delivering buffered points",
-    ),
-    switch(
-        "dry_run",
-        Operation,
-        "Receive and batch, but write each request body to stdout (one JSON array per line) instead of sending it",
-    ),
-    value(
-        "log_format",
-        None,
-        Some("text"),
-        "text|json",
-        Choice(&["text", "json"]),
-        Operation,
-        "Log output format",
-    ),
-    value(
-        "log_level",
-        None,
-        Some("info"),
-        "LEVEL",
-        NonEmptyText,
-        Operation,
-        "trace, debug, info, warn (or warning), error (or critical), off; or directives such as info,blueflood_forward=debug (RUST_LOG overrides it)",
-    ),
-    value(
-        "admin_addr",
-        None,
-        Some("0.0.0.0:8080"),
-        "ADDR:PORT",
-        SocketAddr,
-        Operation,
-        "Admin HTTP server (/livez, /readyz, /status, /metrics); 127.0.0.1:PORT keeps it local",
-    ),
-    KeySpec {
-        secret: true,
-        cli_file_flag: true,
-        ..value(
-            "admin_token",
-            None,
-            None,
-            "TOKEN",
-            Text,
-            Operation,
-            "Bearer token required by /status and /metrics (probes stay open); prefer --admin-token-file",
-        )
-    },
-    value(
-        "ready_high_water",
-        None,
-        Some("0.9"),
-        "FRACTION",
-        Fraction { above: "0.1" },
-        Operation,
-        "Buffer fill (0..1) above which /readyz answers 503, until it falls 0.1 below",
-    ),
-    value(
-        "admin_max_connections",
-        None,
-        Some("64"),
-        "N",
-        Integer {
-            min: 1,
-            max: Some(ADMIN_MAX_CONNECTIONS),
-        },
-        Operation,
-        "Concurrent admin connections; more are answered 503 and closed",
-    ),
-    value(
-        "admin_header_timeout",
-        None,
-        Some("10"),
-        "SECONDS",
-        Seconds,
-        Operation,
-        "Close an admin connection that has not sent a whole request header this long after it opened or its last answer",
-    ),
-];
+    LineEndpoint = listeners::LINE_ENDPOINT,
+    UdpEndpoint = listeners::UDP_ENDPOINT,
+    BufferBytes = buffer::BUFFER_BYTES,
+    BufferPolicy = buffer::BUFFER_POLICY,
+    SpoolDir = spool::SPOOL_DIR,
+    SpoolBytes = spool::SPOOL_BYTES,
+    SpoolFullPolicy = spool::SPOOL_FULL_POLICY,
+    SpoolFsync = spool::SPOOL_FSYNC,
+    SpoolThreshold = spool::SPOOL_THRESHOLD,
+    SpoolDrainRate = spool::SPOOL_DRAIN_RATE,
+    Concurrency = delivery::CONCURRENCY,
+    Compression = delivery::COMPRESSION,
+    CompressionLevel = delivery::COMPRESSION_LEVEL,
+    ConnectTimeout = delivery::CONNECT_TIMEOUT,
+    RequestTimeout = delivery::REQUEST_TIMEOUT,
+    RetryInitial = delivery::RETRY_INITIAL,
+    RetryMax = delivery::RETRY_MAX,
+    RetryAfterMax = delivery::RETRY_AFTER_MAX,
+    MaxFrameBytes = input_limits::MAX_FRAME_BYTES,
+    MaxLineBytes = input_limits::MAX_LINE_BYTES,
+    MaxNameBytes = input_limits::MAX_NAME_BYTES,
+    MaxConnections = input_limits::MAX_CONNECTIONS,
+    IdleTimeout = input_limits::IDLE_TIMEOUT,
+    PartialFrameBytes = input_limits::PARTIAL_FRAME_BYTES,
+    MaxPast = input_limits::MAX_PAST,
+    MaxFuture = input_limits::MAX_FUTURE,
+    ShutdownTimeout = operation::SHUTDOWN_TIMEOUT,
+    DryRun = operation::DRY_RUN,
+    LogFormat = operation::LOG_FORMAT,
+    LogLevel = operation::LOG_LEVEL,
+    AdminAddr = operation::ADMIN_ADDR,
+    AdminToken = operation::ADMIN_TOKEN,
+    ReadyHighWater = operation::READY_HIGH_WATER,
+    AdminMaxConnections = operation::ADMIN_MAX_CONNECTIONS,
+    AdminHeaderTimeout = operation::ADMIN_HEADER_TIMEOUT,
+}

@@ -49,3 +49,24 @@ fn suggestions() {
     assert_eq!(suggest("kye_file").as_deref(), Some("key_file"));
     assert_eq!(suggest("completely_different"), None);
 }
+
+#[test]
+fn each_key_is_named_by_its_variant() {
+    assert_eq!(Key::ALL.len(), KEYS.len());
+    for (i, (key, variant)) in Key::ALL.iter().enumerate() {
+        let camel: String = key
+            .name()
+            .split('_')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(&camel, variant, "Key::{variant} names {:?}", key.name());
+        assert!(std::ptr::eq(key.spec(), &KEYS[i]), "Key::{variant}");
+        assert_eq!(key.spec().key, key.name());
+    }
+}

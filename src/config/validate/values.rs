@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::super::ConfigError;
 use super::super::endpoint::{self, Transport};
-use super::super::keys::{self, KeySpec};
+use super::super::keys::{Key, KeySpec};
 use super::super::raw::{Entry, LayerKind, OriginDisplay, Resolved, Scalar};
 
 /// Read access to the resolved values, producing uniform errors.
@@ -16,21 +16,15 @@ pub(super) struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    pub(super) fn spec(&self, key: &str) -> Result<&'static KeySpec, ConfigError> {
-        keys::find(key)
-            .ok_or_else(|| ConfigError::Invalid(format!("internal error: no key named {key:?}")))
-    }
-
-    pub(super) fn entry(
-        &self,
-        key: &str,
-    ) -> Result<(&'static KeySpec, Option<&'a Entry>), ConfigError> {
-        Ok((self.spec(key)?, self.resolved.get(key)))
+    /// The key's value as resolved, if any source (defaults included) gave one.
+    pub(super) fn entry(&self, key: Key) -> (&'static KeySpec, Option<&'a Entry>) {
+        let spec = key.spec();
+        (spec, self.resolved.get(spec.key))
     }
 
     /// Every key with a default is always present; this covers the rest.
-    pub(super) fn required(&self, key: &str) -> Result<(&'static KeySpec, &'a Entry), ConfigError> {
-        match self.entry(key)? {
+    pub(super) fn required(&self, key: Key) -> Result<(&'static KeySpec, &'a Entry), ConfigError> {
+        match self.entry(key) {
             (spec, Some(entry)) => Ok((spec, entry)),
             (spec, None) => Err(ConfigError::Invalid(format!(
                 "no value for key {:?} ({})",
@@ -40,7 +34,7 @@ impl<'a> Values<'a> {
         }
     }
 
-    pub(super) fn string(&self, key: &str) -> Result<String, ConfigError> {
+    pub(super) fn string(&self, key: Key) -> Result<String, ConfigError> {
         let (spec, entry) = self.required(key)?;
         as_string(spec, entry)
     }
@@ -48,9 +42,9 @@ impl<'a> Values<'a> {
     /// `None` when unset or empty.
     pub(super) fn optional_string(
         &self,
-        key: &str,
+        key: Key,
     ) -> Result<Option<(String, &'a Entry)>, ConfigError> {
-        match self.entry(key)? {
+        match self.entry(key) {
             (_, None) => Ok(None),
             (spec, Some(entry)) => {
                 let s = as_string(spec, entry)?;
@@ -59,7 +53,7 @@ impl<'a> Values<'a> {
         }
     }
 
-    pub(super) fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+    pub(super) fn boolean(&self, key: Key) -> Result<bool, ConfigError> {
         let (spec, entry) = self.required(key)?;
         let parsed = match &entry.value {
             Scalar::Bool(b) => Some(*b),
@@ -79,7 +73,7 @@ impl<'a> Values<'a> {
     /// An unsigned integer in `min..=max`; `bytes` also accepts a size suffix.
     pub(super) fn integer(
         &self,
-        key: &str,
+        key: Key,
         min: u64,
         max: u64,
         bytes: bool,
@@ -108,29 +102,30 @@ impl<'a> Values<'a> {
     }
 
     /// A byte size that fits in memory.
-    pub(super) fn size(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+    pub(super) fn size(&self, key: Key, min: u64, max: u64) -> Result<usize, ConfigError> {
         self.usize(key, min, max, true)
     }
 
     /// A plain count.
-    pub(super) fn count(&self, key: &str, min: u64, max: u64) -> Result<usize, ConfigError> {
+    pub(super) fn count(&self, key: Key, min: u64, max: u64) -> Result<usize, ConfigError> {
         self.usize(key, min, max, false)
     }
 
     pub(super) fn usize(
         &self,
-        key: &str,
+        key: Key,
         min: u64,
         max: u64,
         bytes: bool,
     ) -> Result<usize, ConfigError> {
         let max = max.min(u64::try_from(usize::MAX).unwrap_or(u64::MAX));
         let n = self.integer(key, min, max, bytes)?;
-        usize::try_from(n).map_err(|_| ConfigError::Invalid(format!("{key}: {n} is too large")))
+        usize::try_from(n)
+            .map_err(|_| ConfigError::Invalid(format!("{}: {n} is too large", key.name())))
     }
 
     /// Positive seconds, fractions allowed.
-    pub(super) fn seconds(&self, key: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn seconds(&self, key: Key) -> Result<Duration, ConfigError> {
         let (spec, entry) = self.required(key)?;
         let secs = match &entry.value {
             Scalar::Int(i) => Some(*i as f64),
@@ -147,7 +142,7 @@ impl<'a> Values<'a> {
     /// A number above `above` and at most 1; `expected` says so in the error.
     pub(super) fn fraction(
         &self,
-        key: &str,
+        key: Key,
         above: f64,
         expected: &str,
     ) -> Result<f64, ConfigError> {
@@ -164,7 +159,7 @@ impl<'a> Values<'a> {
 
     pub(super) fn choice<T: Copy>(
         &self,
-        key: &str,
+        key: Key,
         choices: &[(&str, T)],
     ) -> Result<T, ConfigError> {
         let (spec, entry) = self.required(key)?;
@@ -179,7 +174,7 @@ impl<'a> Values<'a> {
             })
     }
 
-    pub(super) fn http_url(&self, key: &str) -> Result<url::Url, ConfigError> {
+    pub(super) fn http_url(&self, key: Key) -> Result<url::Url, ConfigError> {
         let (spec, entry) = self.required(key)?;
         let s = as_string(spec, entry)?;
         url::Url::parse(s.trim())
@@ -190,13 +185,13 @@ impl<'a> Values<'a> {
 
     pub(super) fn endpoint(
         &self,
-        key: &str,
+        key: Key,
         transport: Transport,
     ) -> Result<Option<(endpoint::Endpoint, &'a Entry)>, ConfigError> {
         let Some((text, entry)) = self.optional_string(key)? else {
             return Ok(None);
         };
-        let spec = self.spec(key)?;
+        let spec = key.spec();
         endpoint::parse(&text, transport)
             .map(|e| Some((e, entry)))
             .map_err(|reason| {
@@ -264,19 +259,4 @@ pub(super) fn parse_size(text: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("268435456"), Some(268_435_456));
-        assert_eq!(parse_size("256MiB"), Some(256 << 20));
-        assert_eq!(parse_size("256 mib"), Some(256 << 20));
-        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
-        assert_eq!(parse_size("64k"), Some(65_536));
-        assert_eq!(parse_size("1.5MiB"), None);
-        assert_eq!(parse_size("MiB"), None);
-        assert_eq!(parse_size("-1"), None);
-        assert_eq!(parse_size("99999999999999999999GiB"), None);
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::super::*;
-use crate::config::keys::{self, Kind};
+use crate::config::keys::{Key, Kind};
 use crate::config::raw::{self, Layer, LayerKind, Scalar};
 use crate::config::{ConfigError, validate};
 
@@ -29,19 +29,18 @@ fn scalar_of(value: &Value) -> Scalar {
 
 /// Rules between two keys, which a JSON Schema cannot state: testing the first key, the second
 /// is set to this value, out of its way.
-const ACROSS_KEYS: &[(&str, &str, &str)] = &[
-    ("retry_max", "retry_initial", "0.000000001"),
-    ("partial_frame_bytes", "max_frame_bytes", "1"),
-    ("partial_frame_bytes", "max_line_bytes", "1"),
+const ACROSS_KEYS: &[(Key, Key, &str)] = &[
+    (Key::RetryMax, Key::RetryInitial, "0.000000001"),
+    (Key::PartialFrameBytes, Key::MaxFrameBytes, "1"),
+    (Key::PartialFrameBytes, Key::MaxLineBytes, "1"),
 ];
 
 /// Validates the defaults with `key` set to `value` in a config file.
 fn validate_with(spec: &'static KeySpec, value: &Value) -> Result<(), ConfigError> {
     let mut file = Layer::new(LayerKind::ConfigFile(PathBuf::from("test.toml")));
     for (key, other, out_of_the_way) in ACROSS_KEYS {
-        if *key == spec.key {
-            let other = keys::find(other).expect("a key");
-            file.set(other, Scalar::Str((*out_of_the_way).to_owned()));
+        if key.name() == spec.key {
+            file.set(other.spec(), Scalar::Str((*out_of_the_way).to_owned()));
         }
     }
     file.set(spec, scalar_of(value));
