@@ -41,6 +41,7 @@ use crate::ingest::bind::{self, BindError};
 use crate::ingest::conn_registry::ConnRegistry;
 use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
+use crate::model::Window;
 use crate::spool::{Spool, SpoolOpenError};
 use crate::telemetry::metrics::{self, Instruments};
 
@@ -362,7 +363,7 @@ impl Starting {
                     ctx: delivery.clone(),
                     max_body_bytes: settings.forward.max_body_bytes,
                     rate: s.drain_rate,
-                    max_past: settings.ingest.max_past,
+                    window: Window::new(settings.ingest.max_past, settings.ingest.max_future),
                     stop: shutdown.clone(),
                 }
                 .run(),

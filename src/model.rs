@@ -1,7 +1,7 @@
 //! The datapoint as it travels from ingest to delivery, after normalisation (prefix applied,
 //! timestamp in integer milliseconds, value known to be finite).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock now in epoch milliseconds (Blueflood's unit); 0 if the clock is before 1970.
 pub fn now_ms() -> i64 {
@@ -13,6 +13,36 @@ pub fn now_ms() -> i64 {
 /// Wall-clock now in epoch seconds, for timestamps shown in `/status`.
 pub fn now_secs_f64() -> f64 {
     now_ms() as f64 / 1000.0
+}
+
+/// The timestamps Blueflood accepts, around now: `max_past` back, `max_future` ahead. Points
+/// outside it are refused at ingest, and points that aged out of it on disk are not replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    past_ms: i64,
+    future_ms: i64,
+}
+
+impl Window {
+    pub fn new(max_past: Duration, max_future: Duration) -> Self {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            past_ms: ms(max_past),
+            future_ms: ms(max_future),
+        }
+    }
+
+    /// The oldest timestamp still inside the window at `now_ms`.
+    pub fn oldest_ms(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(self.past_ms)
+    }
+
+    /// Whether `ms` (still a float, as decoded) is inside the window at `now_ms`. Compared as
+    /// f64: a huge timestamp must not saturate into the window.
+    #[inline]
+    pub fn contains(&self, ms: f64, now_ms: i64) -> bool {
+        ms >= self.oldest_ms(now_ms) as f64 && ms <= now_ms.saturating_add(self.future_ms) as f64
+    }
 }
 
 /// One datapoint ready for delivery.

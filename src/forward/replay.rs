@@ -14,7 +14,7 @@ use super::body::BodyCutter;
 use super::{DeliveryContext, Origin, Settled};
 use crate::accounting::DropReason;
 use crate::events::InFlightDropped;
-use crate::model::Datapoint;
+use crate::model::{Datapoint, Window};
 use crate::spool::{Replay, Spool};
 
 /// How often to look again when there is nothing to do or live data comes first.
@@ -26,9 +26,9 @@ pub struct Drainer {
     pub max_body_bytes: usize,
     /// Datapoints per second, at most.
     pub rate: u64,
-    /// Points older than this when read back are dropped as `out_of_window` instead of sent:
+    /// Points older than the window's start when read back are dropped as `out_of_window`:
     /// Blueflood would refuse them, and bisecting a whole record of them costs many requests.
-    pub max_past: Duration,
+    pub window: Window,
     /// Shutdown began: read no more records (what is on disk stays there).
     pub stop: CancellationToken,
 }
@@ -86,7 +86,7 @@ impl Drainer {
 
     /// Drops what has aged out of Blueflood's window while it waited on disk.
     fn drop_expired(&self, points: Vec<Datapoint>) -> Vec<Datapoint> {
-        let oldest = crate::model::now_ms().saturating_sub(self.max_past.as_millis() as i64);
+        let oldest = self.window.oldest_ms(crate::model::now_ms());
         let before = points.len();
         let kept: Vec<Datapoint> = points
             .into_iter()

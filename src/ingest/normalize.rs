@@ -6,7 +6,7 @@
 
 use crate::accounting::DropReason;
 use crate::config::settings::IngestSettings;
-use crate::model::Datapoint;
+use crate::model::{Datapoint, Window};
 use crate::protocol::RawPoint;
 
 #[derive(Debug, Clone)]
@@ -14,8 +14,7 @@ pub struct Normalizer {
     /// `prefix.` ready to prepend, or empty.
     prefix: String,
     overwrite_timestamp: bool,
-    max_past_ms: i64,
-    max_future_ms: i64,
+    window: Window,
 }
 
 impl Normalizer {
@@ -28,8 +27,7 @@ impl Normalizer {
         Self {
             prefix,
             overwrite_timestamp: settings.overwrite_collection_timestamp,
-            max_past_ms: settings.max_past.as_millis().min(i64::MAX as u128) as i64,
-            max_future_ms: settings.max_future.as_millis().min(i64::MAX as u128) as i64,
+            window: Window::new(settings.max_past, settings.max_future),
         }
     }
 
@@ -44,9 +42,7 @@ impl Normalizer {
             if !ms.is_finite() {
                 return Err(DropReason::DecodeError);
             }
-            // Compare as f64 first: a huge timestamp must not saturate into the window.
-            if ms < (now_ms - self.max_past_ms) as f64 || ms > (now_ms + self.max_future_ms) as f64
-            {
+            if !self.window.contains(ms, now_ms) {
                 return Err(DropReason::OutOfWindow);
             }
             ms as i64

@@ -97,25 +97,7 @@ fn async_stream(m: Arc<Mock>) -> impl futures_util::Stream<Item = Result<String,
 
 #[tokio::test]
 async fn get_then_watch_keeps_the_store_current() {
-    let (tx, rx) = mpsc::channel(8);
-    let mock = Arc::new(Mock {
-        current: std::sync::Mutex::new(secret_json(1, "alice", "key-one")),
-        watches: tokio::sync::Mutex::new(rx),
-        requests: std::sync::Mutex::new(Vec::new()),
-    });
-    let app = Router::new()
-        .route(
-            "/api/v1/namespaces/metrics/secrets/keystone",
-            get(get_secret),
-        )
-        .route("/api/v1/namespaces/metrics/secrets", get(list_or_watch))
-        .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let config = ::kube::Config::new(format!("http://{addr}").parse().unwrap());
-    let client = ::kube::Client::try_from(config).unwrap();
+    let (tx, client, mock) = start_mock(secret_json(1, "alice", "key-one")).await;
     let store = Arc::new(CredentialStore::new("k", None));
     let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
 
@@ -132,10 +114,7 @@ async fn get_then_watch_keeps_the_store_current() {
     )
     .await
     .unwrap();
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.generation() == g1 && tokio::time::Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the rotation", || store.generation() != g1).await;
     let (_, c) = store.current().unwrap();
     assert_eq!(c.secret.expose_secret(), "key-two", "newline trimmed");
     assert_eq!(store.status().reloads, 1);
@@ -146,10 +125,7 @@ async fn get_then_watch_keeps_the_store_current() {
     tx.send(serde_json::json!({"type": "MODIFIED", "object": broken}))
         .await
         .unwrap();
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.status().reload_failures == 0 && tokio::time::Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the failed reload", || store.status().reload_failures > 0).await;
     let st = store.status();
     assert_eq!(st.reload_failures, 1);
     assert!(
@@ -167,10 +143,11 @@ async fn get_then_watch_keeps_the_store_current() {
     task.abort();
 }
 
-/// A mock API server holding `initial`, and the sender of its watch events.
+/// A mock API server holding `initial`: the sender of its watch events, a client for it, and
+/// the mock (whose `requests` tell what the client asked).
 async fn start_mock(
     initial: serde_json::Value,
-) -> (mpsc::Sender<serde_json::Value>, ::kube::Client) {
+) -> (mpsc::Sender<serde_json::Value>, ::kube::Client, Arc<Mock>) {
     let (tx, rx) = mpsc::channel(8);
     let mock = Arc::new(Mock {
         current: std::sync::Mutex::new(initial),
@@ -183,12 +160,12 @@ async fn start_mock(
             get(get_secret),
         )
         .route("/api/v1/namespaces/metrics/secrets", get(list_or_watch))
-        .with_state(mock);
+        .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let config = ::kube::Config::new(format!("http://{addr}").parse().unwrap());
-    (tx, ::kube::Client::try_from(config).unwrap())
+    (tx, ::kube::Client::try_from(config).unwrap(), mock)
 }
 
 async fn wait_until(what: &str, f: impl Fn() -> bool) {
@@ -206,7 +183,7 @@ async fn wait_until(what: &str, f: impl Fn() -> bool) {
 async fn oversized_values_keep_the_last_good_credentials() {
     // Too big from the start: nothing is loaded.
     let huge = "k".repeat(MAX_VALUE_FILE_BYTES as usize + 1);
-    let (_tx, client) = start_mock(secret_json(1, "alice", &huge)).await;
+    let (_tx, client, _) = start_mock(secret_json(1, "alice", &huge)).await;
     let store = Arc::new(CredentialStore::new("k", None));
     let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
     wait_until("the refusal", || store.status().reload_failures >= 1).await;
@@ -220,7 +197,7 @@ async fn oversized_values_keep_the_last_good_credentials() {
     task.abort();
 
     // Too big in a rotation: the last good credentials stay.
-    let (tx, client) = start_mock(secret_json(1, "alice", "key-one")).await;
+    let (tx, client, _) = start_mock(secret_json(1, "alice", "key-one")).await;
     let store = Arc::new(CredentialStore::new("k", None));
     let task = tokio::spawn(watch_secret(client, settings(), store.clone()));
     assert!(store.wait_loaded(Duration::from_secs(10)).await);
