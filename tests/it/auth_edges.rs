@@ -285,12 +285,7 @@ async fn a_key_file_replaced_by_a_huge_file_keeps_the_last_good_key() {
     // A new login must use the last good key.
     ks.revoke_all();
     deliver_all(&c, &bf, "after", 100).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(last.secret, "k1", "{case}: the last good key was not kept");
     watch.assert_within(case, PEAK_RSS_BOUND);
     let peak = peak_rss(c.pid());
@@ -327,12 +322,7 @@ async fn a_key_file_replaced_by_a_fifo_does_not_wedge_the_forwarder() {
     // Polled again and again (every poll interval), the FIFO never wedges a thread either.
     ks.revoke_all();
     deliver_all(&c, &bf, "after", 100).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(last.secret, "k1", "{case}: the last good key was not kept");
     c.stop(Duration::from_secs(30)).await;
 }

@@ -21,10 +21,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// `count` line-protocol points named `{stem}.m{i}`, timestamped now.
 fn lines(stem: &str, count: usize) -> String {
-    let ts = support::now_ms() / 1000;
-    (0..count)
-        .map(|i| format!("{stem}.m{i} {i} {ts}\n"))
-        .collect()
+    support::numbered_lines(stem, count, support::now_whole_secs())
 }
 
 fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> Fault {

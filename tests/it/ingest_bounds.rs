@@ -40,12 +40,29 @@ async fn write_and_hold(addr: SocketAddr, bytes: Arc<Vec<u8>>) -> Option<TcpStre
     Some(s)
 }
 
+/// `--buffer-policy block` with a 64 KiB buffer and one delivery of at most 4096 points at a
+/// time: with Blueflood down, a sender soon waits for room. `extra` is added.
+fn spawn_blocking(case: &str, bf: &BluefloodDouble, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "--buffer-policy",
+        "block",
+        "--buffer-bytes",
+        "64KiB",
+        "--concurrency",
+        "1",
+        "--limit",
+        "4096",
+    ];
+    args.extend_from_slice(extra);
+    spawn(case, &bf.url(), &args)
+}
+
 /// Sends `k` line points and `k` pickle points, each on a connection of its own, and waits
 /// until the double stores them.
 async fn good_sender_served(c: &Child, bf: &BluefloodDouble, stem: &str, k: usize) {
     let before = bf.stored_count();
     let ts = now_whole_secs();
-    let text: String = (0..k).map(|i| format!("{stem}.m{i} {i} {ts}\n")).collect();
+    let text = support::numbered_lines(stem, k, ts);
     let names: Vec<String> = (0..k).map(|i| format!("{stem}.p{i}")).collect();
     let pts: Vec<(&str, f64, f64)> = names.iter().map(|s| (s.as_str(), ts, 1.0)).collect();
     for (addr, bytes) in [
@@ -204,26 +221,9 @@ async fn a_new_connection_is_refused_only_when_no_connection_is_idle() {
     const POINTS: u64 = 20_000;
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let c = spawn(
-        case,
-        &bf.url(),
-        &[
-            "--max-connections",
-            "1",
-            "--buffer-policy",
-            "block",
-            "--buffer-bytes",
-            "64KiB",
-            "--concurrency",
-            "1",
-            "--limit",
-            "4096",
-        ],
-    );
+    let c = spawn_blocking(case, &bf, &["--max-connections", "1"]);
     let ts = now_whole_secs();
-    let text: String = (0..POINTS)
-        .map(|i| format!("busy.m{i} {i} {ts}\n"))
-        .collect();
+    let text = support::numbered_lines("busy", POINTS as usize, ts);
     let addr = c.line;
     let sender = tokio::spawn(async move { support::send_tcp(addr, text.as_bytes()).await });
     c.wait_status(WAIT, "the one connection waiting for room", |s| {
@@ -254,24 +254,9 @@ async fn points_waiting_for_room_under_block_keep_the_ledger_balanced() {
     const POINTS: u64 = 20_000;
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let c = spawn(
-        case,
-        &bf.url(),
-        &[
-            "--buffer-policy",
-            "block",
-            "--buffer-bytes",
-            "64KiB",
-            "--concurrency",
-            "1",
-            "--limit",
-            "4096",
-        ],
-    );
+    let c = spawn_blocking(case, &bf, &[]);
     let ts = now_whole_secs();
-    let text: String = (0..POINTS)
-        .map(|i| format!("blk.m{i} {i} {ts}\n"))
-        .collect();
+    let text = support::numbered_lines("blk", POINTS as usize, ts);
     let addr = c.line;
     let sender = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.expect("connect");

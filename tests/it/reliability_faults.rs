@@ -248,12 +248,7 @@ async fn credential_rotation_mid_stream_loses_nothing() {
     ks.revoke_all();
     let sent = load.await.expect("load");
     finish(c, &bf, sent, 0).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(
         last.secret, "k2",
         "{case}: the last good login used the old key"

@@ -28,7 +28,7 @@ fn framed(payload: &[u8]) -> Vec<u8> {
 async fn good_sender_still_served(c: &Child, bf: &BluefloodDouble, stem: &str, k: usize) {
     let before = bf.stored_count();
     let ts = now_whole_secs();
-    let text: String = (0..k).map(|i| format!("{stem}.m{i} {i} {ts}\n")).collect();
+    let text = support::numbered_lines(stem, k, ts);
     support::send_tcp(c.line, text.as_bytes()).await;
     let names: Vec<String> = (0..k).map(|i| format!("{stem}.p{i}")).collect();
     let pts: Vec<(&str, f64, f64)> = names.iter().map(|s| (s.as_str(), ts, 1.0)).collect();

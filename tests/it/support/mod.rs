@@ -71,6 +71,13 @@ pub async fn closed_by_server(s: &mut TcpStream, within: std::time::Duration) ->
     )
 }
 
+/// `count` line-protocol points `{stem}.m{i} {i} {ts}`, one a line.
+pub fn numbered_lines(stem: &str, count: usize, ts: f64) -> String {
+    (0..count)
+        .map(|i| format!("{stem}.m{i} {i} {ts}\n"))
+        .collect()
+}
+
 /// Connects, writes all of `bytes`, then half-closes (shutdown write) so the server sees EOF.
 /// It does not wait for the server to read: assert on effects with a wait-for helper.
 pub async fn send_tcp(addr: SocketAddr, bytes: &[u8]) {
