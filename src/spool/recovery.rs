@@ -49,71 +49,16 @@ pub(super) fn recover(
         .map_or(0, |s| s.saturating_add(1));
     let mut segments = VecDeque::new();
     for seq in seqs {
-        let path = segment_path(dir, seq);
-        if checkpoint.is_some_and(|c| seq < c.segment) {
-            if writable {
-                tidy(remove_file(&path), &mut recovery);
-            }
-            continue;
-        }
-        let ckpt_offset = checkpoint.filter(|c| c.segment == seq).map(|c| c.offset);
-        let scan = match scan_segment(&path, ckpt_offset, max_record_bytes, buf) {
-            Ok(scan) => scan,
-            Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    "spool: a segment cannot be read; its records are not replayed (the file is left as it is)"
-                );
-                recovery.unreadable_segments += 1;
-                continue;
-            }
-        };
-        let Some(good_len) = scan.good_len else {
-            recovery.corrupt_records += 1;
-            recovery.corrupt_bytes += scan.file_len;
-            if writable {
-                tidy(remove_file(&path), &mut recovery);
-            }
-            continue;
-        };
-        if good_len < scan.file_len {
-            recovery.corrupt_records += 1;
-            recovery.corrupt_bytes += scan.file_len - good_len;
-            if writable {
-                tidy(truncate(&path, good_len), &mut recovery);
-            }
-        }
-        let (live, start) = match (ckpt_offset, scan.after_checkpoint) {
-            (Some(offset), Some(after)) => (after, offset.min(good_len)),
-            (Some(_), None) => {
-                recovery.checkpoint_missing_or_corrupt = true;
-                (scan.all, MAGIC_LEN)
-            }
-            (None, _) => (scan.all, MAGIC_LEN),
-        };
-        if live.records == 0 {
-            if writable {
-                tidy(remove_file(&path), &mut recovery);
-            }
-            continue;
-        }
-        recovery.segments += 1;
-        recovery.records += live.records;
-        recovery.points += live.points;
-        recovery.bytes += good_len;
-        recovery.oldest_written_ms = min_opt(recovery.oldest_written_ms, live.oldest_ms);
-        segments.push_back(Segment {
+        let seg = recover_segment(
+            dir,
             seq,
-            path,
-            len: good_len,
-            read_offset: start,
-            records: live.records,
-            unread_records: live.records,
-            unread_points: live.points,
-            acked_records: 0,
-            oldest_unread_ms: live.oldest_ms,
-            sealed: true,
-        });
+            checkpoint,
+            max_record_bytes,
+            writable,
+            buf,
+            &mut recovery,
+        );
+        segments.extend(seg);
     }
     Ok(Recovered {
         segments,
@@ -122,9 +67,94 @@ pub(super) fn recover(
     })
 }
 
-/// Counts a failed delete or cut: the index already leaves those bytes out.
-fn tidy(done: Result<(), StoreError>, recovery: &mut Recovery) {
-    if let Err(e) = done {
+/// Recovers segment `seq` into `recovery`: its index entry, or `None` when nothing in it is to
+/// be replayed (wholly before the checkpoint, bad magic, all acked, or unreadable).
+fn recover_segment(
+    dir: &Path,
+    seq: u64,
+    checkpoint: Option<RecordId>,
+    max_record_bytes: usize,
+    writable: bool,
+    buf: &mut Vec<u8>,
+    recovery: &mut Recovery,
+) -> Option<Segment> {
+    let path = segment_path(dir, seq);
+    if checkpoint.is_some_and(|c| seq < c.segment) {
+        tidy(writable, recovery, || remove_file(&path));
+        return None;
+    }
+    let ckpt_offset = checkpoint.filter(|c| c.segment == seq).map(|c| c.offset);
+    let scan = match scan_segment(&path, ckpt_offset, max_record_bytes, buf) {
+        Ok(scan) => scan,
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "spool: a segment cannot be read; its records are not replayed (the file is left as it is)"
+            );
+            recovery.unreadable_segments += 1;
+            return None;
+        }
+    };
+    let Some(good_len) = scan.good_len else {
+        recovery.corrupt_records += 1;
+        recovery.corrupt_bytes += scan.file_len;
+        tidy(writable, recovery, || remove_file(&path));
+        return None;
+    };
+    if good_len < scan.file_len {
+        recovery.corrupt_records += 1;
+        recovery.corrupt_bytes += scan.file_len - good_len;
+        tidy(writable, recovery, || truncate(&path, good_len));
+    }
+    let (live, start) = live_part(&scan, ckpt_offset, good_len, recovery);
+    if live.records == 0 {
+        tidy(writable, recovery, || remove_file(&path));
+        return None;
+    }
+    recovery.segments += 1;
+    recovery.records += live.records;
+    recovery.points += live.points;
+    recovery.bytes += good_len;
+    recovery.oldest_written_ms = min_opt(recovery.oldest_written_ms, live.oldest_ms);
+    Some(Segment {
+        seq,
+        path,
+        len: good_len,
+        read_offset: start,
+        records: live.records,
+        unread_records: live.records,
+        unread_points: live.points,
+        acked_records: 0,
+        oldest_unread_ms: live.oldest_ms,
+        sealed: true,
+    })
+}
+
+/// The records of a scanned segment still to replay and the offset to read them from: those
+/// after the checkpoint when it lands on a record boundary of it, else all of them.
+fn live_part(
+    scan: &Scan,
+    ckpt_offset: Option<u64>,
+    good_len: u64,
+    recovery: &mut Recovery,
+) -> (Tally, u64) {
+    match (ckpt_offset, scan.after_checkpoint) {
+        (Some(offset), Some(after)) => (after, offset.min(good_len)),
+        (Some(_), None) => {
+            recovery.checkpoint_missing_or_corrupt = true;
+            (scan.all, MAGIC_LEN)
+        }
+        (None, _) => (scan.all, MAGIC_LEN),
+    }
+}
+
+/// Deletes or cuts (`op`) when the directory can be written, counting a failure: the index
+/// already leaves those bytes out.
+fn tidy(writable: bool, recovery: &mut Recovery, op: impl FnOnce() -> Result<(), StoreError>) {
+    if !writable {
+        return;
+    }
+    if let Err(e) = op() {
         recovery.cleanup_failures += 1;
         tracing::warn!(error = %e, "spool recovery: could not tidy a segment; the next open tries again");
     }

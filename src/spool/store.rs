@@ -1,9 +1,12 @@
 //! The spool's files: a directory of append-only segment files holding `record`s and the
 //! acknowledgement checkpoint, behind one index of what is unread, handed out and acked.
-//! Synchronous, `std::fs` only; the caller decides which thread runs it. The parts by role:
-//! `segment` (one segment file: name, magic, writer, reader, reading one record),
-//! `checkpoint` (the `ack` file), `lock` (one process per directory, and whether it can be
-//! written), `recovery` (what an earlier run left, at open).
+//! Synchronous, `std::fs` only; the caller decides which thread runs it. This file owns the
+//! index itself (opening, syncing, figures, sealing and deleting segments); the operations on
+//! it by role: `store/append` (writing records, rotation), `store/evict` (the byte bound),
+//! `store/read` (handing out, acking, damaged or unreadable segments met while reading). The
+//! files below it: `segment` (one segment file: name, magic, writer, reader, reading one
+//! record), `checkpoint` (the `ack` file), `lock` (one process per directory, and whether it
+//! can be written), `recovery` (what an earlier run left, at open).
 //!
 //! # Layout
 //! * The directory itself is locked (`flock` on a handle of it) for the life of the [`Store`],
@@ -40,21 +43,18 @@
 //!   than the one just read, which keeps the figure from needing a per-record list.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Seek, SeekFrom, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{ACK_FILE, read_checkpoint, write_checkpoint};
 use super::lock::{self, DirLock};
-use super::record::{self, HEADER_BYTES};
 use super::recovery::{self, Recovered};
 pub use super::segment::MAGIC;
-use super::segment::{
-    MAGIC_LEN, READ_BUFFER_BYTES, SegmentReader, SegmentWriter, read_record, remove_file,
-    segment_path, sync_dir, truncate,
-};
-use crate::model::Datapoint;
+use super::segment::{SegmentReader, SegmentWriter, remove_file};
 
+mod append;
+mod evict;
+mod read;
 mod types;
 
 pub(super) use types::io_error;
@@ -160,210 +160,6 @@ impl Store {
         Ok((store, recovery))
     }
 
-    /// Appends one record holding `points`. An error from the fsync after a successful write
-    /// (`sync_every_append`) leaves the record stored and indexed.
-    pub fn append(
-        &mut self,
-        points: &[Datapoint],
-        written_ms: u64,
-    ) -> Result<Appended, StoreError> {
-        let record_len = record::encoded_len(points);
-        let payload_len = record_len - HEADER_BYTES;
-        let record_bytes = record_len as u64;
-        if payload_len > self.opts.max_record_bytes
-            || u32::try_from(payload_len).is_err()
-            || MAGIC_LEN.saturating_add(record_bytes) > self.opts.max_bytes
-        {
-            return Err(StoreError::TooLarge {
-                record_bytes,
-                max_record_bytes: self.opts.max_record_bytes,
-                max_bytes: self.opts.max_bytes,
-            });
-        }
-        if !self.writable {
-            lock::probe_writable(&self.dir).map_err(|source| StoreError::ReadOnly {
-                path: self.dir.clone(),
-                source,
-            })?;
-            self.writable = true;
-        }
-
-        let mut evicted_segments = 0;
-        let mut evicted_points = 0;
-        let rotate = loop {
-            let active = self.active();
-            let rotate = match active {
-                // A record bigger than segment_bytes goes alone into a fresh segment.
-                Some(seg) => {
-                    seg.len > MAGIC_LEN && seg.len + record_bytes > self.opts.segment_bytes
-                }
-                None => true,
-            };
-            let need = record_bytes + if rotate { MAGIC_LEN } else { 0 };
-            if self.bytes + need <= self.opts.max_bytes {
-                break rotate;
-            }
-            // An active segment whose records are all acked only holds space: sealing it deletes it.
-            if active.is_some_and(|s| s.records > 0 && s.fully_acked()) {
-                self.seal_active(true)?;
-                continue;
-            }
-            match self.opts.full_policy {
-                FullPolicy::Block => return Ok(Appended::Full),
-                // Cannot happen (no segment means no bytes, and the record fits alone), but
-                // never loop on it.
-                FullPolicy::DropOldest if self.segments.is_empty() => break rotate,
-                FullPolicy::DropOldest => {
-                    let front_is_active = self.writer.is_some() && self.segments.len() == 1;
-                    if front_is_active {
-                        // Sealed, it becomes evictable on the next turn.
-                        self.seal_active(true)?;
-                    } else {
-                        evicted_points += self.evict_oldest()?;
-                        evicted_segments += 1;
-                    }
-                }
-            }
-        };
-        if rotate {
-            self.rotate()?;
-        }
-
-        self.buf.clear();
-        record::encode(points, written_ms, &mut self.buf);
-        let (Some(writer), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
-            // `rotate` leaves a writer or returns an error.
-            return Err(StoreError::Io {
-                op: "append to segment",
-                path: self.dir.clone(),
-                source: io::Error::other("no active segment"),
-            });
-        };
-        if let Err(e) = writer.append(&self.buf) {
-            if writer.broken {
-                self.seal_active(false)?;
-            }
-            return Err(e);
-        }
-        let n = points.len() as u64;
-        seg.len = writer.len;
-        seg.records += 1;
-        seg.unread_records += 1;
-        seg.unread_points += n;
-        seg.oldest_unread_ms = min_opt(seg.oldest_unread_ms, Some(written_ms));
-        self.bytes += record_bytes;
-        self.unread_points += n;
-        if self.opts.sync_every_append {
-            writer.sync()?;
-        }
-        Ok(Appended::Stored {
-            evicted_segments,
-            evicted_points,
-        })
-    }
-
-    /// Hands out the next unread record, oldest first.
-    pub fn read(&mut self) -> Result<ReadOutcome, StoreError> {
-        let Some(idx) = self.segments.iter().position(|s| s.unread_records > 0) else {
-            return Ok(ReadOutcome::Empty);
-        };
-        let seg = &self.segments[idx];
-        let (seq, offset, valid_len) = (seg.seq, seg.read_offset, seg.len);
-        let path = seg.path.clone();
-        let mut reader = match self.reader.take() {
-            Some(r) if r.seq == seq => r,
-            _ => match File::open(&path) {
-                Ok(file) => SegmentReader {
-                    seq,
-                    pos: 0,
-                    inner: BufReader::with_capacity(READ_BUFFER_BYTES, file),
-                },
-                Err(e) => return self.lose(idx, io_error("open segment", &path)(e)),
-            },
-        };
-        if reader.pos != offset {
-            if let Err(e) = reader.inner.seek(SeekFrom::Start(offset)) {
-                return self.lose(idx, io_error("seek segment", &path)(e));
-            }
-            reader.pos = offset;
-        }
-        let max = self.opts.max_record_bytes;
-        let read = match read_record(&mut reader.inner, offset, valid_len, max, &mut self.buf) {
-            Ok(read) => read,
-            Err(e) => return self.lose(idx, io_error("read segment", &path)(e)),
-        };
-        match read {
-            Ok((rec, took)) => {
-                reader.pos = offset + took;
-                self.reader = Some(reader);
-                let n = rec.points.len() as u64;
-                let seg = &mut self.segments[idx];
-                seg.read_offset = offset + took;
-                seg.unread_records -= 1;
-                // `saturating`: only a record whose damage passed its checksum could disagree.
-                seg.unread_points = seg.unread_points.saturating_sub(n);
-                self.unread_points = self.unread_points.saturating_sub(n);
-                seg.oldest_unread_ms = if seg.unread_records == 0 {
-                    None
-                } else {
-                    seg.oldest_unread_ms.map(|m| m.max(rec.written_ms))
-                };
-                let id = RecordId {
-                    segment: seq,
-                    offset,
-                };
-                self.in_flight.push_back(InFlight {
-                    id,
-                    end: offset + took,
-                    written_ms: rec.written_ms,
-                });
-                Ok(ReadOutcome::Record(ReadRecord {
-                    id,
-                    written_ms: rec.written_ms,
-                    points: rec.points,
-                }))
-            }
-            Err(_) => {
-                // The reader may have buffered the damaged bytes: never reuse it.
-                let seg = &self.segments[idx];
-                let lost_points = seg.unread_points;
-                let bytes = seg.len - offset;
-                self.cut(idx, offset)?;
-                Ok(ReadOutcome::Corrupt { lost_points, bytes })
-            }
-        }
-    }
-
-    /// Acknowledges the oldest record handed out by `read` and not yet acked: it is delivered.
-    /// Acking a record already acked, or one whose segment was evicted, does nothing. The
-    /// checkpoint moves in memory; `sync` persists it. An error after the ack was applied can
-    /// only come from deleting the segment it emptied.
-    pub fn ack(&mut self, id: RecordId) -> Result<(), StoreError> {
-        let expected = self.in_flight.front().map(|f| f.id);
-        if expected != Some(id) {
-            if expected.is_none_or(|e| id < e) && self.was_handed_out(id) {
-                return Ok(());
-            }
-            return Err(StoreError::AckOutOfOrder { got: id, expected });
-        }
-        let Some(done) = self.in_flight.pop_front() else {
-            return Ok(());
-        };
-        self.checkpoint = Some(RecordId {
-            segment: id.segment,
-            offset: done.end,
-        });
-        let Some(idx) = self.segments.iter().position(|s| s.seq == id.segment) else {
-            return Ok(());
-        };
-        let seg = &mut self.segments[idx];
-        seg.acked_records += 1;
-        if seg.sealed && seg.fully_acked() {
-            self.delete_segment(idx)?;
-        }
-        Ok(())
-    }
-
     /// Makes what was appended durable (`sync_data` of the active segment, if written since the
     /// last sync) and persists the checkpoint if it moved.
     pub fn sync(&mut self) -> Result<(), StoreError> {
@@ -411,15 +207,6 @@ impl Store {
         self.writer.as_ref().and(self.segments.back())
     }
 
-    /// Whether `read` has handed out `id` already (so acking it again is harmless).
-    fn was_handed_out(&self, id: RecordId) -> bool {
-        match self.segments.iter().find(|s| s.seq == id.segment) {
-            Some(seg) => id.offset < seg.read_offset,
-            // Evicted or deleted once fully acked; never-created numbers are at or above next_seq.
-            None => id.segment < self.next_seq,
-        }
-    }
-
     /// Stops appending to the active segment; deletes it if every record in it is acked.
     /// `sync` = make its data durable first (skipped after a failed write, where it would fail too).
     fn seal_active(&mut self, sync: bool) -> Result<(), StoreError> {
@@ -435,59 +222,6 @@ impl Store {
             self.delete_segment(idx)?;
         }
         Ok(())
-    }
-
-    /// Seals the active segment and starts the next: created new, magic written, its name made
-    /// durable by an fsync of the directory.
-    fn rotate(&mut self) -> Result<(), StoreError> {
-        self.seal_active(true)?;
-        let seq = self.next_seq;
-        let path = segment_path(&self.dir, seq);
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_error("create segment", &path))?;
-        self.next_seq = seq.saturating_add(1);
-        if let Err(e) = file.write_all(MAGIC) {
-            // A file left with a partial magic is deleted and counted by the next open.
-            let _ = fs::remove_file(&path);
-            return Err(io_error("write segment", &path)(e));
-        }
-        self.segments.push_back(Segment {
-            seq,
-            path: path.clone(),
-            len: MAGIC_LEN,
-            read_offset: MAGIC_LEN,
-            records: 0,
-            unread_records: 0,
-            unread_points: 0,
-            acked_records: 0,
-            oldest_unread_ms: None,
-            sealed: false,
-        });
-        self.bytes += MAGIC_LEN;
-        self.writer = Some(SegmentWriter {
-            file,
-            path,
-            len: MAGIC_LEN,
-            dirty: true,
-            broken: false,
-        });
-        sync_dir(&self.dir)
-    }
-
-    /// Deletes the oldest (sealed) segment to make room; returns its unread points.
-    fn evict_oldest(&mut self) -> Result<u64, StoreError> {
-        let Some(seg) = self.segments.front() else {
-            return Ok(0);
-        };
-        let (seq, lost) = (seg.seq, seg.unread_points);
-        while self.in_flight.front().is_some_and(|f| f.id.segment == seq) {
-            self.in_flight.pop_front();
-        }
-        self.delete_segment(0)?;
-        Ok(lost)
     }
 
     /// Forgets segment `idx` and deletes its file.
@@ -508,76 +242,6 @@ impl Store {
             return Ok(());
         }
         remove_file(&seg.path)
-    }
-
-    /// Segment `idx` cannot be read from its read offset on (`error`): its unread records are
-    /// given up. Like a cut segment, it is deleted (if its file is still there) once the
-    /// records already handed out from it are acked; an active one is sealed first, so that new
-    /// records go to a new file rather than after bytes that cannot be read back.
-    fn lose(&mut self, idx: usize, error: StoreError) -> Result<ReadOutcome, StoreError> {
-        self.reader = None;
-        let is_active = self.writer.is_some() && idx + 1 == self.segments.len();
-        let seg = &mut self.segments[idx];
-        let lost_points = seg.unread_points;
-        self.bytes -= seg.len - seg.read_offset;
-        self.unread_points = self.unread_points.saturating_sub(seg.unread_points);
-        seg.len = seg.read_offset;
-        seg.records -= seg.unread_records;
-        seg.unread_records = 0;
-        seg.unread_points = 0;
-        seg.oldest_unread_ms = None;
-        let done = if is_active {
-            self.seal_active(false)
-        } else if seg.sealed && seg.fully_acked() {
-            self.delete_segment(idx)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = done {
-            tracing::debug!(error = %e, "spool: could not delete a segment that cannot be read");
-        }
-        Ok(ReadOutcome::Lost { lost_points, error })
-    }
-
-    /// Cuts segment `idx` at `offset` (a bad record found by `read`): its unread records are
-    /// lost. The file is truncated when possible; the index is cut regardless.
-    fn cut(&mut self, idx: usize, offset: u64) -> Result<(), StoreError> {
-        self.reader = None;
-        let is_active = self.writer.is_some() && idx + 1 == self.segments.len();
-        let seg = &mut self.segments[idx];
-        self.bytes -= seg.len - offset;
-        self.unread_points = self.unread_points.saturating_sub(seg.unread_points);
-        seg.len = offset;
-        seg.records -= seg.unread_records;
-        seg.unread_records = 0;
-        seg.unread_points = 0;
-        seg.oldest_unread_ms = None;
-        let mut seal = false;
-        if is_active {
-            if let Some(w) = self.writer.as_mut() {
-                if w.file.set_len(offset).is_ok() {
-                    w.len = offset;
-                    w.dirty = true;
-                } else {
-                    // Appending after bytes the index no longer trusts would hide new records
-                    // behind them.
-                    seal = true;
-                }
-            }
-        } else {
-            // On failure the index still no longer claims those bytes, and the next open finds
-            // and cuts them again.
-            let _ = truncate(&seg.path, offset);
-        }
-        if seal {
-            self.seal_active(false)?;
-        } else {
-            let seg = &self.segments[idx];
-            if seg.sealed && seg.fully_acked() {
-                self.delete_segment(idx)?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -8,46 +8,19 @@ use crate::edges_child;
 use crate::reliability_child;
 use crate::support;
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use edges_child::{MIB, RssWatch, mkfifo, peak_rss, run_to_exit, until};
-use reliability_child::{Child, line_load, n, spawn};
+use reliability_child::{Child, behind_keystone, line_load, n, spawn};
 use support::blueflood::BluefloodDouble;
 use support::keystone::{Fault, KeystoneDouble, OtherOrigin};
+use support::secrets::write_secret;
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Peak RSS a child may reach while it is attacked with answers or files of 256 MiB to 1 GiB
 /// (or endless): far below the attack, far above the forwarder's own working set.
 const PEAK_RSS_BOUND: u64 = 200 * MIB;
-
-fn write_secret(path: &Path, value: &str) {
-    // A plain rewrite: new file renamed over the old one.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{value}\n")).expect("write secret");
-    std::fs::rename(&tmp, path).expect("rename secret");
-}
-
-/// A Keystone double accepting alice/k1, a Blueflood double that wants its tokens, and the
-/// forwarder reading the key from `<dir>/key` (holding k1), with `extra` arguments.
-async fn behind_keystone(
-    case: &str,
-    extra: &[&str],
-) -> (KeystoneDouble, BluefloodDouble, tempfile::TempDir, Child) {
-    let ks = KeystoneDouble::start("alice", "k1").await;
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("key");
-    write_secret(&key, "k1");
-    let key_s = key.display().to_string();
-    let url = ks.url();
-    let mut args = vec!["-u", "alice", "--key-file", &key_s, "--auth-url", &url];
-    args.extend_from_slice(extra);
-    let c = spawn(case, &bf.url(), &args);
-    (ks, bf, dir, c)
-}
 
 /// Sends a load, waits until all of it is stored and the ledger balances with nothing
 /// dropped; returns the final status. `stem` names the points.
@@ -77,18 +50,6 @@ async fn deliver_all(
         "{case}: stored in the Blueflood double"
     );
     s
-}
-
-async fn stop(mut c: Child) {
-    c.sigterm();
-    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(
-        code,
-        Some(0),
-        "{}: exit code after SIGTERM; log tail:\n{}",
-        c.case,
-        c.log_tail(20)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +99,7 @@ async fn keystone_redirects_are_not_followed_and_the_key_stays_home() {
             .all(|r| r.auth_token.as_deref() != Some("stolen")),
         "{case}: a token from the redirect target was used"
     );
-    stop(c).await;
+    c.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +132,7 @@ async fn huge_and_endless_keystone_answers_are_cut_off() {
     eprintln!("{case}: peak RSS {:.1} MiB", peak as f64 / MIB as f64);
     assert!(peak < PEAK_RSS_BOUND, "{case}: peak RSS {peak}");
     drop(watch);
-    stop(c).await;
+    c.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +166,7 @@ async fn tokens_that_cannot_be_sent_are_replaced_by_a_new_login() {
                 .is_some_and(|t| t.starts_with("tok-"))),
             "{case}: points were stored with a token other than the good one"
         );
-        stop(c).await;
+        c.stop(Duration::from_secs(30)).await;
     }
 }
 
@@ -324,18 +285,13 @@ async fn a_key_file_replaced_by_a_huge_file_keeps_the_last_good_key() {
     // A new login must use the last good key.
     ks.revoke_all();
     deliver_all(&c, &bf, "after", 100).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(last.secret, "k1", "{case}: the last good key was not kept");
     watch.assert_within(case, PEAK_RSS_BOUND);
     let peak = peak_rss(c.pid());
     eprintln!("{case}: peak RSS {:.1} MiB", peak as f64 / MIB as f64);
     drop(watch);
-    stop(c).await;
+    c.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,14 +322,9 @@ async fn a_key_file_replaced_by_a_fifo_does_not_wedge_the_forwarder() {
     // Polled again and again (every poll interval), the FIFO never wedges a thread either.
     ks.revoke_all();
     deliver_all(&c, &bf, "after", 100).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(last.secret, "k1", "{case}: the last good key was not kept");
-    stop(c).await;
+    c.stop(Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,5 +349,5 @@ async fn the_answer_bound_is_the_configured_one() {
         "{case}: log tail:\n{}",
         c.log_tail(20)
     );
-    stop(c).await;
+    c.stop(Duration::from_secs(30)).await;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use blueflood_forward::auth::{self, AuthError, AuthTiming, TokenProvider};
 use blueflood_forward::config::settings::{AuthMethod, AuthSettings, SecretSource};
 use support::keystone::{Fault, KeystoneDouble};
+use support::secrets::{kubelet_write, kubelet_write_opt};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -224,32 +225,6 @@ async fn unreachable_identity_is_a_clear_error() {
         e.to_string().contains("timed out") || e.to_string().contains("no answer"),
         "{e}"
     );
-}
-
-pub fn kubelet_write(dir: &Path, stamp: &str, user: &str, key: &str) {
-    kubelet_write_opt(dir, stamp, user, Some(key));
-}
-
-/// A Secret volume as the kubelet lays it out: `..<stamp>/` with the values, `..data` a
-/// symlink to it, and `username`/`apiKey` symlinks through `..data`.
-/// `key: None` leaves the key out (a Secret whose data key was removed).
-pub fn kubelet_write_opt(dir: &Path, stamp: &str, user: &str, key: Option<&str>) {
-    let data = dir.join(format!("..{stamp}"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("username"), format!("{user}\n")).unwrap();
-    if let Some(key) = key {
-        std::fs::write(data.join("apiKey"), format!("{key}\n")).unwrap();
-    }
-    // The atomic swap: a temporary symlink renamed over `..data`.
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(format!("..{stamp}"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for name in ["username", "apiKey"] {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
 }
 
 fn file_settings(url: &str, dir: &Path) -> AuthSettings {

@@ -17,26 +17,9 @@ use blueflood_forward::config::settings::{AuthSettings, Protocol, SecretSource};
 use harness::{Forwarder, settings};
 use support::blueflood::BluefloodDouble;
 use support::keystone::KeystoneDouble;
+use support::secrets::kubelet_write;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A Secret volume update as the kubelet does it: a new `..<stamp>` directory, a temporary
-/// symlink to it renamed over `..data`, and `username`/`apiKey` symlinks through `..data`.
-fn kubelet_write(dir: &Path, stamp: &str, user: &str, key: &str) {
-    let data = dir.join(format!("..{stamp}"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("username"), format!("{user}\n")).unwrap();
-    std::fs::write(data.join("apiKey"), format!("{key}\n")).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(format!("..{stamp}"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for name in ["username", "apiKey"] {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
-}
 
 fn auth(ks: &KeystoneDouble, user: &Path, key: &Path, first_key: &str) -> AuthSettings {
     AuthSettings {

@@ -13,10 +13,6 @@ use support::blueflood::{BluefloodDouble, Fault};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn now_s() -> f64 {
-    support::now_ms() as f64 / 1000.0
-}
-
 /// `n` points named `{stem}.{i}` at `ts` with value `i + 0.5`.
 fn points(stem: &str, n: usize, ts: f64) -> Vec<(String, f64, f64)> {
     (0..n)
@@ -44,7 +40,7 @@ async fn send_pickle(f: &Forwarder, pts: &[(String, f64, f64)]) {
 async fn pickle_line_and_udp_points_reach_blueflood_exactly() {
     let bf = BluefloodDouble::start().await;
     let f = Forwarder::start(settings(&bf.url())).await;
-    let ts = now_s().floor();
+    let ts = support::now_secs_f64().floor();
     send_pickle(&f, &points("pk", 1200, ts)).await;
     let lines: String = (0..300)
         .map(|i| format!("ln.{i} {}.25 {ts}\r\n", i))
@@ -111,7 +107,7 @@ async fn pickle_line_and_udp_points_reach_blueflood_exactly() {
 async fn nan_out_of_window_and_bad_points_are_counted_not_sent() {
     let bf = BluefloodDouble::start().await;
     let f = Forwarder::start(settings(&bf.url())).await;
-    let ts = now_s().floor();
+    let ts = support::now_secs_f64().floor();
     let lines = format!(
         "ok.1 1 {ts}\nnan.1 nan {ts}\ninf.1 inf {ts}\nold.1 1 {}\nfuture.1 1 {}\nbad.1 x {ts}\ntoo many fields 1 2\nnow.1 5 -1\n",
         ts - 4.0 * 86400.0,
@@ -146,7 +142,7 @@ async fn answer_207_drops_exactly_the_rejected_points_and_never_resends_the_stor
     cfg.ingest.max_past = Duration::from_secs(30 * 86400);
     cfg.forward.interval = Duration::from_millis(300);
     let f = Forwarder::start(cfg).await;
-    let ts = now_s().floor();
+    let ts = support::now_secs_f64().floor();
     let mut pts = points("good", 50, ts);
     pts.extend(points("stale", 5, ts - 5.0 * 86400.0));
     send_pickle(&f, &pts).await;
@@ -170,7 +166,7 @@ async fn a_poison_point_in_a_batch_of_10000_costs_exactly_one_point() {
     let mut cfg = settings(&bf.url());
     cfg.forward.interval = Duration::from_millis(500);
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("p", 10_000, now_s().floor())).await;
+    send_pickle(&f, &points("p", 10_000, support::now_secs_f64().floor())).await;
     let s = f.settle(10_000, WAIT).await;
     assert_eq!(s.received(), 10_000);
     assert_eq!(s.delivered, 9_999);
@@ -191,7 +187,7 @@ async fn survives(
     let bf = BluefloodDouble::start().await;
     bf.push_fault(fault);
     let f = Forwarder::start(settings(&bf.url())).await;
-    send_pickle(&f, &points("f", 200, now_s().floor())).await;
+    send_pickle(&f, &points("f", 200, support::now_secs_f64().floor())).await;
     assert!(
         bf.wait_for_stored(200, WAIT).await,
         "stored {}",
@@ -255,7 +251,7 @@ async fn answer_413_splits_the_batch() {
     let mut cfg = settings(&bf.url());
     cfg.forward.interval = Duration::from_millis(300);
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("big", 2000, now_s().floor())).await;
+    send_pickle(&f, &points("big", 2000, support::now_secs_f64().floor())).await;
     assert!(bf.wait_for_stored(2000, WAIT).await);
     let s = f.settle(2000, WAIT).await;
     assert_eq!((s.delivered, s.dropped_total()), (2000, 0));
@@ -276,7 +272,7 @@ async fn an_outage_followed_by_recovery_loses_nothing_and_retries_without_new_da
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
     let f = Forwarder::start(settings(&bf.url())).await;
-    send_pickle(&f, &points("o", 3000, now_s().floor())).await;
+    send_pickle(&f, &points("o", 3000, support::now_secs_f64().floor())).await;
     // All sent before the outage ends; no new data arrives afterwards.
     f.wait_until(WAIT, "some retries", |s| s.retries >= 3).await;
     bf.set_down(false);
@@ -297,7 +293,7 @@ async fn requests_never_exceed_the_limit() {
     cfg.forward.max_body_bytes = 4096;
     cfg.forward.compression = Compression::None;
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("lim", 1000, now_s().floor())).await;
+    send_pickle(&f, &points("lim", 1000, support::now_secs_f64().floor())).await;
     assert!(bf.wait_for_stored(1000, WAIT).await);
     for r in bf.requests() {
         assert!(r.decompressed_len <= 4096, "{}", r.decompressed_len);
@@ -316,7 +312,7 @@ async fn a_full_buffer_drops_the_newest_and_counts_them() {
     cfg.forward.concurrency = 1;
     cfg.forward.max_body_bytes = 8192;
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("full", 5000, now_s().floor())).await;
+    send_pickle(&f, &points("full", 5000, support::now_secs_f64().floor())).await;
     f.wait_until(WAIT, "5000 received", |s| s.received() == 5000)
         .await;
     let s = f.snapshot();
@@ -339,7 +335,7 @@ async fn block_policy_back_pressures_instead_of_dropping() {
     cfg.forward.concurrency = 1;
     cfg.forward.max_body_bytes = 16 * 1024;
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("blk", 4000, now_s().floor())).await;
+    send_pickle(&f, &points("blk", 4000, support::now_secs_f64().floor())).await;
     assert!(
         bf.wait_for_stored(4000, WAIT).await,
         "stored {}",
@@ -356,7 +352,7 @@ async fn shutdown_flushes_what_is_buffered_at_once() {
     let mut cfg = settings(&bf.url());
     cfg.forward.interval = Duration::from_secs(3600);
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("sd", 700, now_s().floor())).await;
+    send_pickle(&f, &points("sd", 700, support::now_secs_f64().floor())).await;
     f.wait_until(WAIT, "700 received", |s| s.received() == 700)
         .await;
     assert_eq!(bf.stored_count(), 0, "the interval holds points back");
@@ -372,7 +368,7 @@ async fn shutdown_deadline_counts_what_could_not_be_sent() {
     let mut cfg = settings(&bf.url());
     cfg.shutdown_timeout = Duration::from_millis(500);
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("lost", 800, now_s().floor())).await;
+    send_pickle(&f, &points("lost", 800, support::now_secs_f64().floor())).await;
     f.wait_until(WAIT, "800 received", |s| s.received() == 800)
         .await;
     let s = f.stop().await;
@@ -397,7 +393,7 @@ async fn hostile_senders_are_refused_and_good_senders_still_served() {
     support::send_tcp(addr, &[0, 0, 0, 0]).await;
     support::send_tcp(addr, &[0, 0, 0, 5, 0xde, 0xad, 0xbe, 0xef, 0x00]).await;
     // A truncated frame: the connection closes mid-frame.
-    let good = frame(&points("t", 3, now_s().floor()));
+    let good = frame(&points("t", 3, support::now_secs_f64().floor()));
     support::send_tcp(addr, &good[..good.len() - 3]).await;
     // A nesting bomb.
     let mut bomb = b"\x80\x02".to_vec();
@@ -413,7 +409,7 @@ async fn hostile_senders_are_refused_and_good_senders_still_served() {
     junk.extend(b"\n\x00\x01\x02\xff\n");
     support::send_tcp(f.addr(Protocol::LineTcp), &junk).await;
 
-    send_pickle(&f, &points("good", 10, now_s().floor())).await;
+    send_pickle(&f, &points("good", 10, support::now_secs_f64().floor())).await;
     assert!(bf.wait_for_stored(10, WAIT).await);
     // Each hostile connection is served concurrently: wait for all of them to be counted.
     f.wait_until(WAIT, "every hostile input counted", |s| {
@@ -452,7 +448,7 @@ async fn listening_without_an_interface_serves_ipv4_and_ipv6() {
     }
     let f = Forwarder::start(cfg).await;
     let port = f.addr(Protocol::LineTcp).port();
-    let ts = now_s().floor();
+    let ts = support::now_secs_f64().floor();
     support::send_tcp(
         ([127, 0, 0, 1], port).into(),
         format!("v4.a 1 {ts}\n").as_bytes(),
@@ -480,7 +476,7 @@ async fn shutdown_deadline_counts_points_held_by_a_blocked_flush_loop() {
     cfg.forward.concurrency = 1;
     cfg.forward.max_body_bytes = 1024;
     let f = Forwarder::start(cfg).await;
-    send_pickle(&f, &points("held", 3000, now_s().floor())).await;
+    send_pickle(&f, &points("held", 3000, support::now_secs_f64().floor())).await;
     f.wait_until(WAIT, "3000 received", |s| s.received() == 3000)
         .await;
     let s = f.stop().await;

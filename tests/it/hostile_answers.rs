@@ -21,10 +21,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// `count` line-protocol points named `{stem}.m{i}`, timestamped now.
 fn lines(stem: &str, count: usize) -> String {
-    let ts = support::now_ms() / 1000;
-    (0..count)
-        .map(|i| format!("{stem}.m{i} {i} {ts}\n"))
-        .collect()
+    support::numbered_lines(stem, count, support::now_whole_secs())
 }
 
 fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> Fault {
@@ -73,7 +70,7 @@ async fn assert_all_kept(c: &Child, sent: u64, during: &str) {
 
 /// Waits until all `sent` points are delivered and nothing is held anywhere, checks that
 /// nothing was dropped and that the double stored every point, then SIGTERM and exit 0.
-async fn finish_all_delivered(mut c: Child, bf: &BluefloodDouble, sent: u64) {
+async fn finish_all_delivered(c: Child, bf: &BluefloodDouble, sent: u64) {
     let case = c.case.clone();
     let s = c
         .wait_status(WAIT, &format!("{sent} delivered"), |s| {
@@ -94,9 +91,7 @@ async fn finish_all_delivered(mut c: Child, bf: &BluefloodDouble, sent: u64) {
         sent,
         "{case}: datapoints stored in the Blueflood double"
     );
-    c.sigterm();
-    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "{case}: log tail:\n{}", c.log_tail(20));
+    c.stop(Duration::from_secs(30)).await;
 }
 
 /// Log lines (JSON) whose text contains `needle`.

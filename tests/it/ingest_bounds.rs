@@ -9,28 +9,18 @@
 use crate::reliability_child;
 use crate::support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reliability_child::{Child, n, spawn};
+use reliability_child::{Child, metric, n, spawn};
 use support::blueflood::BluefloodDouble;
+use support::{closed_by_server, now_whole_secs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 const MIB: u64 = 1 << 20;
-
-fn metric(m: &HashMap<String, f64>, series: &str) -> u64 {
-    m.get(&format!("blueflood_forward_{series}"))
-        .copied()
-        .unwrap_or(f64::NAN) as u64
-}
-
-fn now_s() -> f64 {
-    (support::now_ms() / 1000) as f64
-}
 
 /// A field of `/proc/PID/status` in bytes (`VmHWM`: peak resident set; `VmRSS`: now).
 fn proc_bytes(pid: u32, field: &str) -> u64 {
@@ -50,12 +40,29 @@ async fn write_and_hold(addr: SocketAddr, bytes: Arc<Vec<u8>>) -> Option<TcpStre
     Some(s)
 }
 
+/// `--buffer-policy block` with a 64 KiB buffer and one delivery of at most 4096 points at a
+/// time: with Blueflood down, a sender soon waits for room. `extra` is added.
+fn spawn_blocking(case: &str, bf: &BluefloodDouble, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "--buffer-policy",
+        "block",
+        "--buffer-bytes",
+        "64KiB",
+        "--concurrency",
+        "1",
+        "--limit",
+        "4096",
+    ];
+    args.extend_from_slice(extra);
+    spawn(case, &bf.url(), &args)
+}
+
 /// Sends `k` line points and `k` pickle points, each on a connection of its own, and waits
 /// until the double stores them.
 async fn good_sender_served(c: &Child, bf: &BluefloodDouble, stem: &str, k: usize) {
     let before = bf.stored_count();
-    let ts = now_s();
-    let text: String = (0..k).map(|i| format!("{stem}.m{i} {i} {ts}\n")).collect();
+    let ts = now_whole_secs();
+    let text = support::numbered_lines(stem, k, ts);
     let names: Vec<String> = (0..k).map(|i| format!("{stem}.p{i}")).collect();
     let pts: Vec<(&str, f64, f64)> = names.iter().map(|s| (s.as_str(), ts, 1.0)).collect();
     for (addr, bytes) in [
@@ -78,24 +85,6 @@ async fn good_sender_served(c: &Child, bf: &BluefloodDouble, stem: &str, k: usiz
         c.status().await,
         c.log_tail(20)
     );
-}
-
-/// Reads until EOF or error; true if the server closed the connection within `within`.
-async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(within, s.read(&mut buf)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
-}
-
-/// Settles (ledger balanced, nothing buffered or in flight), SIGTERM, exit 0.
-async fn close_books(mut c: Child, received: u64) -> serde_json::Value {
-    let s = c.settle(received, WAIT).await;
-    c.sigterm();
-    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "{}: exit code", c.case);
-    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +173,7 @@ async fn half_sent_frames_share_one_bounded_budget() {
         n(&s["connections"]["open"]) == 0 && n(&s["connections"]["partial_frame_bytes"]) == 0
     })
     .await;
-    close_books(c, 10).await;
+    c.close_books(10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +212,7 @@ async fn a_sender_with_data_makes_room_by_closing_the_connection_idle_longest() 
         n(&s["connections"]["open"]) == 0
     })
     .await;
-    close_books(c, 10).await;
+    c.close_books(10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,26 +221,9 @@ async fn a_new_connection_is_refused_only_when_no_connection_is_idle() {
     const POINTS: u64 = 20_000;
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let c = spawn(
-        case,
-        &bf.url(),
-        &[
-            "--max-connections",
-            "1",
-            "--buffer-policy",
-            "block",
-            "--buffer-bytes",
-            "64KiB",
-            "--concurrency",
-            "1",
-            "--limit",
-            "4096",
-        ],
-    );
-    let ts = now_s();
-    let text: String = (0..POINTS)
-        .map(|i| format!("busy.m{i} {i} {ts}\n"))
-        .collect();
+    let c = spawn_blocking(case, &bf, &["--max-connections", "1"]);
+    let ts = now_whole_secs();
+    let text = support::numbered_lines("busy", POINTS as usize, ts);
     let addr = c.line;
     let sender = tokio::spawn(async move { support::send_tcp(addr, text.as_bytes()).await });
     c.wait_status(WAIT, "the one connection waiting for room", |s| {
@@ -273,7 +245,7 @@ async fn a_new_connection_is_refused_only_when_no_connection_is_idle() {
         .expect("sender done")
         .expect("sender");
     assert!(bf.wait_for_stored(POINTS as usize, WAIT).await);
-    close_books(c, POINTS).await;
+    c.close_books(POINTS, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,24 +254,9 @@ async fn points_waiting_for_room_under_block_keep_the_ledger_balanced() {
     const POINTS: u64 = 20_000;
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let c = spawn(
-        case,
-        &bf.url(),
-        &[
-            "--buffer-policy",
-            "block",
-            "--buffer-bytes",
-            "64KiB",
-            "--concurrency",
-            "1",
-            "--limit",
-            "4096",
-        ],
-    );
-    let ts = now_s();
-    let text: String = (0..POINTS)
-        .map(|i| format!("blk.m{i} {i} {ts}\n"))
-        .collect();
+    let c = spawn_blocking(case, &bf, &[]);
+    let ts = now_whole_secs();
+    let text = support::numbered_lines("blk", POINTS as usize, ts);
     let addr = c.line;
     let sender = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.expect("connect");
@@ -358,7 +315,7 @@ async fn points_waiting_for_room_under_block_keep_the_ledger_balanced() {
         .await
         .expect("sender done")
         .expect("sender");
-    let s = close_books(c, POINTS).await;
+    let s = c.close_books(POINTS, WAIT).await;
     assert_eq!(n(&s["ledger"]["delivered"]), POINTS, "{s:#}");
     assert_eq!(n(&s["ledger"]["waiting_for_room"]), 0, "{s:#}");
 }

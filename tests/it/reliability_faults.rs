@@ -9,14 +9,14 @@ use crate::support;
 
 use std::time::Duration;
 
-use reliability_child::{Child, line_load, n, spawn};
+use reliability_child::{Child, behind_keystone, line_load, n, spawn};
 use support::blueflood::{BluefloodDouble, Fault};
-use support::keystone::KeystoneDouble;
+use support::secrets::write_secret;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// Settles, checks the ledger and the double against `sent` and `rejected`, stops the child.
-async fn finish(mut c: Child, bf: &BluefloodDouble, sent: u64, rejected: u64) -> serde_json::Value {
+async fn finish(c: Child, bf: &BluefloodDouble, sent: u64, rejected: u64) -> serde_json::Value {
     let case = c.case.clone();
     let s = c.settle(sent, WAIT).await;
     let l = &s["ledger"];
@@ -45,14 +45,7 @@ async fn finish(mut c: Child, bf: &BluefloodDouble, sent: u64, rejected: u64) ->
         sent - rejected,
         "{case}: datapoints stored in the Blueflood double"
     );
-    c.sigterm();
-    let (code, stopped) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(
-        code,
-        Some(0),
-        "{case}: exit code after SIGTERM; log tail:\n{}",
-        c.log_tail(20)
-    );
+    let stopped = c.stop(Duration::from_secs(30)).await;
     let stopped = stopped.unwrap_or_else(|| panic!("{case}: no \"stopped\" log line"));
     assert_eq!(stopped["received"], sent, "{case}: final ledger {stopped}");
     assert_eq!(
@@ -220,38 +213,10 @@ async fn poison_points_answered_400_cost_exactly_themselves() {
     }
 }
 
-fn write_secret(path: &std::path::Path, value: &str) {
-    // A plain rewrite: new file renamed over the old one.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{value}\n")).expect("write secret");
-    std::fs::rename(&tmp, path).expect("rename secret");
-}
-
-/// A Keystone double accepting alice/k1, a Blueflood double that wants its tokens, and the
-/// forwarder reading the key from a file (`<dir>/key`, holding k1).
-async fn behind_keystone(
-    case: &str,
-) -> (KeystoneDouble, BluefloodDouble, tempfile::TempDir, Child) {
-    let ks = KeystoneDouble::start("alice", "k1").await;
-    let bf = BluefloodDouble::start().await;
-    bf.require_keystone(&ks);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("key");
-    write_secret(&key, "k1");
-    let key_s = key.display().to_string();
-    let url = ks.url();
-    let c = spawn(
-        case,
-        &bf.url(),
-        &["-u", "alice", "--key-file", &key_s, "--auth-url", &url],
-    );
-    (ks, bf, dir, c)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_revocation_mid_stream_loses_nothing() {
     let case = "token revocation mid-stream";
-    let (ks, bf, _dir, c) = behind_keystone(case).await;
+    let (ks, bf, _dir, c) = behind_keystone(case, &[]).await;
     let load = tokio::spawn(line_load(c.line, "rev", 40, 50, Duration::from_millis(30)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     ks.revoke_all();
@@ -273,7 +238,7 @@ async fn token_revocation_mid_stream_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_rotation_mid_stream_loses_nothing() {
     let case = "credential rotation mid-stream (key file rewritten)";
-    let (ks, bf, dir, c) = behind_keystone(case).await;
+    let (ks, bf, dir, c) = behind_keystone(case, &[]).await;
     let key = dir.path().join("key");
     let load = tokio::spawn(line_load(c.line, "rot", 40, 50, Duration::from_millis(30)));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -283,12 +248,7 @@ async fn credential_rotation_mid_stream_loses_nothing() {
     ks.revoke_all();
     let sent = load.await.expect("load");
     finish(c, &bf, sent, 0).await;
-    let last = ks
-        .logins()
-        .into_iter()
-        .rev()
-        .find(|l| l.accepted)
-        .expect("a login");
+    let last = ks.last_accepted_login();
     assert_eq!(
         last.secret, "k2",
         "{case}: the last good login used the old key"
@@ -410,7 +370,7 @@ async fn memory_stays_bounded_in_an_outage_at_full_input_rate() {
     const SLACK: u64 = 40 << 20;
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
-    let mut c = spawn(
+    let c = spawn(
         case,
         &bf.url(),
         &["--buffer-bytes", "64MiB", "--shutdown-timeout", "1"],
@@ -482,9 +442,7 @@ async fn memory_stays_bounded_in_an_outage_at_full_input_rate() {
     assert_eq!(s["ledger"]["balanced"], true, "{case}: {s:#}");
     // Still down: the shutdown deadline ends it. (That the books then close exactly is
     // `shutdown_deadline_in_an_outage_accounts_for_every_point`, ignored for a bug.)
-    c.sigterm();
-    let (code, stopped) = c.wait_exit(Duration::from_secs(20)).await;
-    assert_eq!(code, Some(0), "{case}");
+    let stopped = c.stop(Duration::from_secs(20)).await;
     let stopped = stopped.expect("stopped line");
     assert_eq!(stopped["received"], sent, "{case}: {stopped}");
     assert_eq!(stopped["delivered"], 0, "{case}: {stopped}");
@@ -496,7 +454,7 @@ async fn shutdown_deadline_in_an_outage_accounts_for_every_point() {
     for round in 0..5 {
         let bf = BluefloodDouble::start().await;
         bf.set_down(true);
-        let mut c = spawn(case, &bf.url(), &["--shutdown-timeout", "1"]);
+        let c = spawn(case, &bf.url(), &["--shutdown-timeout", "1"]);
         let names: Vec<String> = (0..5000).map(|i| format!("sd.r{round}.m{i}")).collect();
         let ts = (support::now_ms() / 1000) as f64;
         let mut stream = Vec::new();
@@ -512,9 +470,7 @@ async fn shutdown_deadline_in_an_outage_accounts_for_every_point() {
             n(&s["ledger"]["received_total"]) == 100_000 && s["ledger"]["balanced"] == true
         })
         .await;
-        c.sigterm();
-        let (code, stopped) = c.wait_exit(Duration::from_secs(20)).await;
-        assert_eq!(code, Some(0), "{case}");
+        let stopped = c.stop(Duration::from_secs(20)).await;
         let stopped = stopped.expect("stopped line");
         assert_eq!(stopped["received"], 100_000, "{case}: {stopped}");
         assert_eq!(

@@ -9,18 +9,13 @@ use crate::support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use reliability_child::{Child, n, spawn};
+use reliability_child::{Child, metric, n, spawn};
 use support::blueflood::BluefloodDouble;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{closed_by_server, now_whole_secs};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn metric(m: &HashMap<String, f64>, series: &str) -> u64 {
-    m.get(&format!("blueflood_forward_{series}"))
-        .copied()
-        .unwrap_or(f64::NAN) as u64
-}
 
 fn framed(payload: &[u8]) -> Vec<u8> {
     let mut f = (payload.len() as u32).to_be_bytes().to_vec();
@@ -28,16 +23,12 @@ fn framed(payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn now_s() -> f64 {
-    (support::now_ms() / 1000) as f64
-}
-
 /// Sends `k` good line points named `{stem}.m{i}` and waits until the double stores them:
 /// the listener still serves good senders.
 async fn good_sender_still_served(c: &Child, bf: &BluefloodDouble, stem: &str, k: usize) {
     let before = bf.stored_count();
-    let ts = now_s();
-    let text: String = (0..k).map(|i| format!("{stem}.m{i} {i} {ts}\n")).collect();
+    let ts = now_whole_secs();
+    let text = support::numbered_lines(stem, k, ts);
     support::send_tcp(c.line, text.as_bytes()).await;
     let names: Vec<String> = (0..k).map(|i| format!("{stem}.p{i}")).collect();
     let pts: Vec<(&str, f64, f64)> = names.iter().map(|s| (s.as_str(), ts, 1.0)).collect();
@@ -50,15 +41,6 @@ async fn good_sender_still_served(c: &Child, bf: &BluefloodDouble, stem: &str, k
         2 * k,
         c.log_tail(20)
     );
-}
-
-/// Settles and checks that the ledger balances, then SIGTERM and exit 0.
-async fn close_books(mut c: Child, received: u64) -> serde_json::Value {
-    let s = c.settle(received, WAIT).await;
-    c.sigterm();
-    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "{}: exit code", c.case);
-    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +75,7 @@ async fn pickles_that_try_to_run_code_run_nothing() {
     for (_, p) in &evil {
         stream.extend(framed(p));
     }
-    let ts = now_s();
+    let ts = now_whole_secs();
     stream.extend(support::pickle_frame(&[("after.evil", ts, 1.0)]));
     support::send_tcp(c.pickle, &stream).await;
     assert!(
@@ -108,7 +90,7 @@ async fn pickles_that_try_to_run_code_run_nothing() {
         evil.iter().map(|e| e.0).collect::<Vec<_>>()
     );
     good_sender_still_served(&c, &bf, "good", 5).await;
-    close_books(c, 11).await;
+    c.close_books(11, WAIT).await;
     assert!(!marker.exists(), "{case}: a pickle ran code");
 }
 
@@ -117,7 +99,7 @@ async fn hostile_pickle_frames_are_counted_by_reason() {
     let case = "hostile pickle frames";
     let bf = BluefloodDouble::start().await;
     let c = spawn(case, &bf.url(), &[]);
-    let ts = now_s();
+    let ts = now_whole_secs();
     // Frames refused whole, on one connection (each is its own frame, the stream goes on).
     let mut nest = b"\x80\x02".to_vec();
     nest.extend(std::iter::repeat_n(b']', 200_000));
@@ -194,7 +176,7 @@ async fn hostile_pickle_frames_are_counted_by_reason() {
         );
     }
     good_sender_still_served(&c, &bf, "good", 5).await;
-    close_books(c, 1 + 5 + 10).await;
+    c.close_books(1 + 5 + 10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +184,7 @@ async fn hostile_names_and_values_are_dropped_or_passed_exactly() {
     let case = "names with newline/NUL/invalid UTF-8/10,000 chars; NaN/inf/bool values";
     let bf = BluefloodDouble::start().await;
     let c = spawn(case, &bf.url(), &[]);
-    let ts = now_s();
+    let ts = now_whole_secs();
     // Line protocol: (line, outcome).
     let long = "n".repeat(10_000);
     let mut lines: Vec<Vec<u8>> = vec![
@@ -290,7 +272,7 @@ async fn hostile_names_and_values_are_dropped_or_passed_exactly() {
     }
     assert_eq!(stored.len(), want.len(), "{case}: stored {stored:?}");
     good_sender_still_served(&c, &bf, "good", 5).await;
-    close_books(c, 17 + 10).await;
+    c.close_books(17 + 10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +280,7 @@ async fn line_junk_and_a_1mb_line_without_newline_are_counted() {
     let case = "line junk and a 1 MB line with no newline";
     let bf = BluefloodDouble::start().await;
     let c = spawn(case, &bf.url(), &[]);
-    let ts = now_s();
+    let ts = now_whole_secs();
     // 1 MB with no newline, then the connection closes.
     support::send_tcp(c.line, &vec![b'x'; 1 << 20]).await;
     // 1 MB with no newline, then a newline and a good line on the same connection.
@@ -329,7 +311,7 @@ async fn line_junk_and_a_1mb_line_without_newline_are_counted() {
         "{case}: line_too_long; /status {s:#}"
     );
     good_sender_still_served(&c, &bf, "good", 5).await;
-    let s = close_books(c, 0).await;
+    let s = c.close_books(0, WAIT).await;
     assert_eq!(
         n(&s["ledger"]["delivered"]),
         11,
@@ -345,7 +327,7 @@ async fn udp_garbage_is_counted_and_good_datagrams_served() {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("udp");
-    let ts = now_s();
+    let ts = now_whole_secs();
     let mut rng = 0x9e3779b97f4a7c15u64;
     let mut next = || {
         rng ^= rng << 13;
@@ -402,16 +384,7 @@ async fn udp_garbage_is_counted_and_good_datagrams_served() {
         eprintln!("{case}: {} random datagrams lost by the socket", 203 - udp);
     }
     good_sender_still_served(&c, &bf, "good", 5).await;
-    close_books(c, udp + 10).await;
-}
-
-/// Reads until EOF or error; true if the server closed the connection within `within`.
-async fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 64];
-    matches!(
-        tokio::time::timeout(within, s.read(&mut buf)).await,
-        Ok(Ok(0)) | Ok(Err(_))
-    )
+    c.close_books(udp + 10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +422,7 @@ async fn silent_senders_are_closed_by_the_idle_timeout() {
     })
     .await;
     good_sender_still_served(&c, &bf, "good", 5).await;
-    close_books(c, 10).await;
+    c.close_books(10, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,5 +510,5 @@ async fn thousands_of_idle_connections_make_room_for_new_ones_and_are_counted() 
     drop(conns);
     c.wait_status(WAIT, "slots freed", |s| n(&s["connections"]["open"]) == 0)
         .await;
-    close_books(c, 10).await;
+    c.close_books(10, WAIT).await;
 }

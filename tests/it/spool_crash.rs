@@ -188,7 +188,7 @@ async fn sigterm_in_an_outage_spools_then_a_damaged_spool_replays_the_rest() {
     let bf = BluefloodDouble::start().await;
     bf.set_down(true);
     // Small bodies, so the spool holds many records.
-    let mut c = spawn_spooled(
+    let c = spawn_spooled(
         case,
         &bf,
         dir.path(),
@@ -204,9 +204,7 @@ async fn sigterm_in_an_outage_spools_then_a_damaged_spool_replays_the_rest() {
         n(&s["ledger"]["received_total"]) == sent
     })
     .await;
-    c.sigterm();
-    let (code, stopped) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "{case}: exit code; log:\n{}", c.log_tail(20));
+    let stopped = c.stop(Duration::from_secs(30)).await;
     let stopped = stopped.expect("stopped line");
     assert_eq!(
         stopped["dropped"], 0,
@@ -287,16 +285,7 @@ async fn a_second_forwarder_on_the_same_spool_dir_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bf = BluefloodDouble::start().await;
     let _first = spawn_spooled("first", &bf, dir.path(), &[]);
-    let out = std::process::Command::new(reliability_child::BIN)
-        .args([
-            "-b",
-            &bf.url(),
-            "-e",
-            "tcp:0:interface=127.0.0.1",
-            "--admin-addr",
-            "127.0.0.1:0",
-        ])
-        .args(spool_args(dir.path()))
+    let out = second_forwarder(&bf, dir.path(), &[])
         .output()
         .expect("run second");
     assert!(
@@ -308,6 +297,22 @@ async fn a_second_forwarder_on_the_same_spool_dir_refuses_to_start() {
         err.contains("spool_dir") && err.contains("in use"),
         "message should name spool_dir and say it is in use: {err}"
     );
+}
+
+/// A second forwarder on `dir`, the spool of one already running, with `extra` arguments.
+fn second_forwarder(bf: &BluefloodDouble, dir: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(reliability_child::BIN);
+    cmd.args([
+        "-b",
+        &bf.url(),
+        "-e",
+        "tcp:0:interface=127.0.0.1",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ])
+    .args(extra)
+    .args(spool_args(dir));
+    cmd
 }
 
 /// Waits (bounded) for a process that should refuse to start; kills it and fails otherwise.
@@ -345,18 +350,7 @@ async fn deleting_the_lock_file_does_not_let_a_second_forwarder_share_the_spool(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => panic!("{case}: delete the lock file: {e}"),
     }
-    let second = std::process::Command::new(reliability_child::BIN)
-        .args([
-            "-b",
-            &bf.url(),
-            "-e",
-            "tcp:0:interface=127.0.0.1",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "error",
-        ])
-        .args(spool_args(dir.path()))
+    let second = second_forwarder(&bf, dir.path(), &["--log-level", "error"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -465,7 +459,7 @@ async fn a_spool_directory_it_cannot_write_is_still_replayed() {
     }
     let bf = BluefloodDouble::start().await;
     let dir_s = dir.display().to_string();
-    let mut c = reliability_child::spawn_command(
+    let c = reliability_child::spawn_command(
         case,
         command(),
         &bf.url(),
@@ -491,9 +485,7 @@ async fn a_spool_directory_it_cannot_write_is_still_replayed() {
         "{case}: no log line says the spool cannot be written; log:\n{}",
         c.log_tail(20)
     );
-    c.sigterm();
-    let (code, _) = c.wait_exit(Duration::from_secs(30)).await;
-    assert_eq!(code, Some(0), "{case}: exit code; log:\n{}", c.log_tail(20));
+    c.stop(Duration::from_secs(30)).await;
     // Nothing could be acknowledged on disk: the records are all still there (at least once).
     perms(&segs[3], 0o644);
     assert_eq!(

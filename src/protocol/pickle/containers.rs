@@ -75,13 +75,7 @@ impl<'a> Vm<'a, '_> {
     #[inline]
     pub(super) fn extend_list(&mut self, from: usize) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
-        if from <= self.base() {
-            return Err(FrameError::Malformed("APPEND without a list"));
-        }
-        let target = *self
-            .stack
-            .get(from - 1)
-            .ok_or(FrameError::Malformed("APPEND without a list"))?;
+        let target = self.target_below(from, "APPEND without a list")?;
         let Some(Val::List(id)) = self.vals.get(target as usize).copied() else {
             return Err(FrameError::Malformed("APPEND to a non-list"));
         };
@@ -105,13 +99,7 @@ impl<'a> Vm<'a, '_> {
     #[inline]
     pub(super) fn fill_opaque(&mut self, from: usize, dict: bool) -> R<()> {
         let n = self.stack.len().saturating_sub(from);
-        if from <= self.base() {
-            return Err(FrameError::Malformed("SETITEM/ADDITEMS without a target"));
-        }
-        let target = *self
-            .stack
-            .get(from - 1)
-            .ok_or(FrameError::Malformed("SETITEM/ADDITEMS without a target"))?;
+        let target = self.target_below(from, "SETITEM/ADDITEMS without a target")?;
         match (self.vals.get(target as usize), dict) {
             (Some(Val::Dict), true) if n.is_multiple_of(2) => {}
             (Some(Val::Set), false) => {}
@@ -140,5 +128,18 @@ impl<'a> Vm<'a, '_> {
         self.charge(self.stack.len().saturating_sub(from))?;
         self.stack.truncate(from);
         self.push_new(Val::Set)
+    }
+
+    /// The container that items at `from..` are added to: the stack item just below them,
+    /// which must be above the innermost mark (`missing` otherwise).
+    #[inline]
+    fn target_below(&self, from: usize, missing: &'static str) -> R<u32> {
+        if from <= self.base() {
+            return Err(FrameError::Malformed(missing));
+        }
+        self.stack
+            .get(from - 1)
+            .copied()
+            .ok_or(FrameError::Malformed(missing))
     }
 }

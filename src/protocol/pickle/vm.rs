@@ -1,7 +1,7 @@
 //! The pickle machine: its value arena, stack and marks, the byte reader over one payload, and
 //! the opcode loop. `run` only dispatches: each group of opcodes (header, stack and marks,
-//! sequences, opaque dicts and sets, scalars, strings, memo) is one method here; building
-//! containers is `containers.rs`, the memo `memo.rs`.
+//! sequences, opaque dicts and sets, scalars, strings) is one method here; building
+//! containers is `containers.rs`, the memo and its opcodes `memo.rs`.
 //!
 //! Every value built, slot filled and memo or `DUP` push is charged against
 //! `PickleLimits::max_items` as it happens, so no input can make the machine do unbounded work.
@@ -84,7 +84,8 @@ impl<'a, 'l> Vm<'a, 'l> {
 
     // ---- input ----
 
-    fn byte(&mut self) -> R<u8> {
+    #[inline]
+    pub(super) fn byte(&mut self) -> R<u8> {
         let b = *self.data.get(self.pos).ok_or(FrameError::Truncated)?;
         self.pos += 1;
         Ok(b)
@@ -97,7 +98,8 @@ impl<'a, 'l> Vm<'a, 'l> {
         Ok(s)
     }
 
-    fn fixed<const N: usize>(&mut self) -> R<[u8; N]> {
+    #[inline]
+    pub(super) fn fixed<const N: usize>(&mut self) -> R<[u8; N]> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
@@ -121,7 +123,8 @@ impl<'a, 'l> Vm<'a, 'l> {
     }
 
     /// A text-opcode argument, without its `\n`.
-    fn line(&mut self) -> R<&'a [u8]> {
+    #[inline]
+    pub(super) fn line(&mut self) -> R<&'a [u8]> {
         let rest = self.data.get(self.pos..).ok_or(FrameError::Truncated)?;
         let n = rest
             .iter()
@@ -432,41 +435,6 @@ impl<'a, 'l> Vm<'a, 'l> {
             other => return Err(op::refusal(other)),
         };
         self.push_new(v)
-    }
-
-    #[inline]
-    fn memo_op(&mut self, opcode: u8) -> R<()> {
-        match opcode {
-            op::PUT => {
-                let id = Self::text_memo_id(self.line()?)?;
-                self.memo_put(id)
-            }
-            op::BINPUT => {
-                let id = self.byte()?;
-                self.memo_put(u64::from(id))
-            }
-            op::LONG_BINPUT => {
-                let id = u32::from_le_bytes(self.fixed()?);
-                self.memo_put(u64::from(id))
-            }
-            op::MEMOIZE => {
-                let id = u64::try_from(self.memo_count).map_err(|_| FrameError::MemoTooLarge)?;
-                self.memo_put(id)
-            }
-            op::GET => {
-                let id = Self::text_memo_id(self.line()?)?;
-                self.memo_get(id)
-            }
-            op::BINGET => {
-                let id = self.byte()?;
-                self.memo_get(u64::from(id))
-            }
-            op::LONG_BINGET => {
-                let id = u32::from_le_bytes(self.fixed()?);
-                self.memo_get(u64::from(id))
-            }
-            other => Err(op::refusal(other)),
-        }
     }
 
     // ---- strings ----

@@ -1,8 +1,9 @@
 //! The forwarder as a real child process for the reliability suites: spawned with JSON logs on
 //! ephemeral loopback ports (read from its "listening" log lines), its admin `/status` and
 //! `/metrics` read over HTTP, bounded waits that fail with the case name, the status document
-//! and the log tail, and SIGTERM.
+//! and the log tail, SIGTERM and a clean stop, and the forwarder behind a Keystone double.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -10,6 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::blueflood::BluefloodDouble;
+use crate::support::keystone::KeystoneDouble;
+use crate::support::secrets::write_secret;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blueflood-forward");
 
@@ -157,7 +162,7 @@ impl Child {
 
     /// `/metrics` as `series -> value`, the series written as in the exposition
     /// (`name{label="v"}`); `_total` suffixes kept.
-    pub async fn metrics(&self) -> std::collections::HashMap<String, f64> {
+    pub async fn metrics(&self) -> HashMap<String, f64> {
         let body = self.admin_get("/metrics").await;
         body.lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -211,6 +216,14 @@ impl Child {
         .await
     }
 
+    /// Settles (see [`Child::settle`]), then stops with exit 0 (see [`Child::stop`]); returns
+    /// the settled status.
+    pub async fn close_books(self, received: u64, timeout: Duration) -> serde_json::Value {
+        let s = self.settle(received, timeout).await;
+        self.stop(Duration::from_secs(30)).await;
+        s
+    }
+
     /// SIGKILL: no drain, no flush, no fsync — a crash.
     pub fn kill9(&mut self) {
         self.child.kill().expect("kill -9");
@@ -256,6 +269,21 @@ impl Child {
             (v["message"] == "stopped").then_some(v)
         });
         (status.code(), stopped)
+    }
+
+    /// SIGTERM, then waits (bounded) for exit 0; returns the fields of the final "stopped"
+    /// log line.
+    pub async fn stop(mut self, timeout: Duration) -> Option<serde_json::Value> {
+        self.sigterm();
+        let (code, stopped) = self.wait_exit(timeout).await;
+        assert_eq!(
+            code,
+            Some(0),
+            "{}: exit code after SIGTERM; log tail:\n{}",
+            self.case,
+            self.log_tail(20)
+        );
+        stopped
     }
 
     /// VmRSS of the child in bytes, from /proc.
@@ -333,6 +361,34 @@ pub async fn line_load(
         tokio::time::sleep(gap).await;
     }
     sent
+}
+
+/// A series of [`Child::metrics`] named without its `blueflood_forward_` prefix, as u64 (0
+/// when absent).
+pub fn metric(m: &HashMap<String, f64>, series: &str) -> u64 {
+    m.get(&format!("blueflood_forward_{series}"))
+        .copied()
+        .unwrap_or(f64::NAN) as u64
+}
+
+/// A Keystone double accepting alice/k1, a Blueflood double that wants its tokens, and the
+/// forwarder reading the key from `<dir>/key` (holding k1), with `extra` arguments.
+pub async fn behind_keystone(
+    case: &str,
+    extra: &[&str],
+) -> (KeystoneDouble, BluefloodDouble, tempfile::TempDir, Child) {
+    let ks = KeystoneDouble::start("alice", "k1").await;
+    let bf = BluefloodDouble::start().await;
+    bf.require_keystone(&ks);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("key");
+    write_secret(&key, "k1");
+    let key_s = key.display().to_string();
+    let url = ks.url();
+    let mut args = vec!["-u", "alice", "--key-file", &key_s, "--auth-url", &url];
+    args.extend_from_slice(extra);
+    let c = spawn(case, &bf.url(), &args);
+    (ks, bf, dir, c)
 }
 
 /// A value of the status document as u64 (0 when absent), for reasons and counters.

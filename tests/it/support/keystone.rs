@@ -165,6 +165,15 @@ impl KeystoneDouble {
         self.shared.lock().log.clone()
     }
 
+    /// The newest login that was accepted; panics when there is none.
+    pub fn last_accepted_login(&self) -> Login {
+        self.logins()
+            .into_iter()
+            .rev()
+            .find(|l| l.accepted)
+            .expect("a login")
+    }
+
     /// v3 logins must name this user domain (default "Default").
     pub fn set_domain(&self, domain: &str) {
         self.shared.lock().domain = domain.to_string();

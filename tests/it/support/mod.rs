@@ -1,17 +1,19 @@
 //! Shared support for integration tests: the Blueflood and Keystone test doubles and small
-//! helpers to feed the forwarder (carbon pickle frames, raw TCP sends, clocks, compression).
+//! helpers to feed the forwarder (carbon pickle frames, raw TCP sends, clocks, compression,
+//! secret files rewritten as in production: `secrets`).
 //! Each test crate uses a subset, hence the blanket `dead_code` allowance.
 
 pub mod blueflood;
 pub mod carbon_pickle;
 pub mod keystone;
+pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;
 
 use std::io::Write;
 use std::net::SocketAddr;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Whether a missing prerequisite must fail the test instead of skipping it: in CI (`CI` set to
@@ -53,6 +55,27 @@ pub fn now_ms() -> i64 {
 /// Wall-clock now in epoch seconds (what carbon timestamps are), as f64.
 pub fn now_secs_f64() -> f64 {
     now_ms() as f64 / 1000.0
+}
+
+/// Wall-clock now in whole epoch seconds, as f64 (a carbon timestamp without a fraction).
+pub fn now_whole_secs() -> f64 {
+    (now_ms() / 1000) as f64
+}
+
+/// Reads until EOF or error; true if the server closed the connection within `within`.
+pub async fn closed_by_server(s: &mut TcpStream, within: std::time::Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// `count` line-protocol points `{stem}.m{i} {i} {ts}`, one a line.
+pub fn numbered_lines(stem: &str, count: usize, ts: f64) -> String {
+    (0..count)
+        .map(|i| format!("{stem}.m{i} {i} {ts}\n"))
+        .collect()
 }
 
 /// Connects, writes all of `bytes`, then half-closes (shutdown write) so the server sees EOF.

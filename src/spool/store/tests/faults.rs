@@ -1,9 +1,14 @@
 //! Unit tests of the store when its files are taken away or cannot be written: a segment
 //! deleted while running is given up and reading goes on; a directory that cannot be written
-//! is still replayed and left as it was. (A segment unreadable at open needs a non-root
-//! process: `tests/it/spool_crash.rs` covers it.)
+//! is still replayed and left as it was; a segment that cannot be created or written is an
+//! error naming it. (A segment unreadable at open needs a non-root process:
+//! `tests/it/spool_crash.rs` covers it.)
+
+use std::io;
 
 use super::*;
+use crate::spool::record;
+use crate::spool::segment::{MAGIC_LEN, SegmentWriter};
 
 #[test]
 fn a_deleted_segment_is_lost_and_reading_goes_on_with_the_next() {
@@ -137,4 +142,59 @@ fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
     let (mut s, rec) = open(tmp.path(), o());
     assert!(!rec.read_only);
     assert_eq!(batches(&read_all(&mut s)), vec![0, 1, 2, 3, 4, 7]);
+}
+
+#[test]
+fn failing_segment_creation_is_an_io_error_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = record::encoded_len(&batch(0)) as u64;
+    // Each record fills a segment.
+    let (mut s, _) = open(tmp.path(), opts(MAGIC_LEN + one, 1 << 30));
+    append(&mut s, 0);
+    let blocker = tmp.path().join("00000000000000000001.seg");
+    fs::create_dir(&blocker).unwrap();
+    match s.append(&batch(1), 1_001) {
+        Err(StoreError::Io { op, path, .. }) => {
+            assert_eq!(op, "create segment");
+            assert_eq!(path, blocker);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(batches(&read_all(&mut s)), vec![0]);
+    fs::remove_dir(&blocker).unwrap();
+    append(&mut s, 3);
+    assert_eq!(batches(&read_all(&mut s)), vec![3]);
+    drop(s);
+    let (mut s, rec) = open(tmp.path(), opts(MAGIC_LEN + one, 1 << 30));
+    assert_eq!(rec.corrupt_records, 0);
+    assert_eq!(batches(&read_all(&mut s)), vec![0, 3]);
+}
+
+#[test]
+fn segment_writer_reports_a_failed_write_and_keeps_its_length() {
+    let path = PathBuf::from("/dev/full");
+    let file = OpenOptions::new().append(true).open(&path).unwrap();
+    let mut w = SegmentWriter {
+        file,
+        path: path.clone(),
+        len: MAGIC_LEN,
+        dirty: false,
+        broken: false,
+    };
+    match w.append(b"a record") {
+        Err(StoreError::Io {
+            op,
+            path: p,
+            source,
+        }) => {
+            assert_eq!(op, "write segment");
+            assert_eq!(p, path);
+            assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.len, MAGIC_LEN);
+    assert!(!w.dirty);
+    // A device cannot be truncated, so the segment could not be cut back: it must be sealed.
+    assert!(w.broken);
 }
