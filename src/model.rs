@@ -57,6 +57,14 @@ pub struct Datapoint {
 }
 
 impl Datapoint {
+    pub fn new(name: &str, timestamp_ms: i64, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            timestamp_ms,
+            value,
+        }
+    }
+
     /// Bytes this point is charged against the buffer bound: what it really occupies while
     /// buffered — its slot (the struct and its arrival time) and the heap block holding its name
     /// as a general-purpose allocator rounds it (8 bytes of header, 16-byte granules, 32 at

@@ -355,11 +355,7 @@ mod tests {
     }
 
     fn pt(name: &str, ts: i64, v: f64) -> Datapoint {
-        Datapoint {
-            name: name.into(),
-            timestamp_ms: ts,
-            value: v,
-        }
+        Datapoint::new(name, ts, v)
     }
 
     #[test]

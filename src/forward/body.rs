@@ -107,11 +107,7 @@ mod tests {
     use crate::forward::blueflood::encode_body;
 
     fn pt(name: &str, ts: i64) -> Datapoint {
-        Datapoint {
-            name: name.into(),
-            timestamp_ms: ts,
-            value: 1.0,
-        }
+        Datapoint::new(name, ts, 1.0)
     }
 
     #[test]

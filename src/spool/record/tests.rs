@@ -7,11 +7,7 @@ use super::*;
 const MAX: usize = 1 << 20;
 
 fn pt(name: &str, timestamp_ms: i64, value: f64) -> Datapoint {
-    Datapoint {
-        name: name.into(),
-        timestamp_ms,
-        value,
-    }
+    Datapoint::new(name, timestamp_ms, value)
 }
 
 fn enc(points: &[Datapoint], written_ms: u64) -> Vec<u8> {
