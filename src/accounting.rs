@@ -10,6 +10,10 @@
 //! Moves between the last six are made by the component that owns the points, with
 //! `Ordering::Relaxed` increments: a snapshot taken while points move may be off by the points
 //! in motion, never at rest.
+//!
+//! Every counter moves only inside an event's `emit` ([`events`], a child of this module):
+//! the mutators are `pub(in crate::accounting)`, so a count anywhere else does not compile.
+//! The reads (`snapshot`, `requests_ok`, `last_error`, `last_success`) are public.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::config::settings::Protocol;
 use crate::model::now_secs_f64;
 
+pub mod events;
 mod reasons;
 pub use reasons::{BadInput, DropReason, Listener};
 
@@ -72,59 +77,65 @@ fn protocol_index(p: Protocol) -> usize {
 }
 
 impl Ledger {
-    pub fn received(&self, protocol: Protocol, n: u64) {
+    pub(in crate::accounting) fn received(&self, protocol: Protocol, n: u64) {
         self.received[protocol_index(protocol)].fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn dropped(&self, reason: DropReason, n: u64) {
+    pub(in crate::accounting) fn dropped(&self, reason: DropReason, n: u64) {
         self.dropped[reason.index()].fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn bad_input(&self, what: BadInput) {
+    pub(in crate::accounting) fn bad_input(&self, what: BadInput) {
         self.bad_input[what.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Points entered the buffer.
-    pub fn buffered(&self, points: u64, bytes: u64) {
+    pub(in crate::accounting) fn buffered(&self, points: u64, bytes: u64) {
         self.buffered_points.fetch_add(points, Ordering::Relaxed);
         self.buffered_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Points left the buffer for a batch that is now in flight.
-    pub fn buffer_to_in_flight(&self, points: u64, bytes: u64) {
+    pub(in crate::accounting) fn buffer_to_in_flight(&self, points: u64, bytes: u64) {
         self.in_flight_points.fetch_add(points, Ordering::Relaxed);
         self.buffered_points.fetch_sub(points, Ordering::Relaxed);
         self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// In-flight points were stored by Blueflood.
+    // still called directly by forward/ until it is converted (#15)
     pub fn delivered(&self, n: u64) {
         self.delivered.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// In-flight points were dropped (rejected, too large, shutdown).
-    pub fn in_flight_dropped(&self, reason: DropReason, n: u64) {
+    pub(in crate::accounting) fn in_flight_dropped(&self, reason: DropReason, n: u64) {
         self.dropped(reason, n);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Buffered points were dropped without being sent (shutdown deadline).
-    pub fn buffer_dropped(&self, reason: DropReason, points: u64, bytes: u64) {
+    pub(in crate::accounting) fn buffer_dropped(
+        &self,
+        reason: DropReason,
+        points: u64,
+        bytes: u64,
+    ) {
         self.dropped(reason, points);
         self.buffered_points.fetch_sub(points, Ordering::Relaxed);
         self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// In-flight points were written to the spool.
-    pub fn in_flight_to_spool(&self, n: u64) {
+    pub(in crate::accounting) fn in_flight_to_spool(&self, n: u64) {
         self.spool_written.fetch_add(n, Ordering::Relaxed);
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Points read back from the spool for delivery.
-    pub fn spool_to_in_flight(&self, n: u64) {
+    pub(in crate::accounting) fn spool_to_in_flight(&self, n: u64) {
         self.spool_read.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_add(n, Ordering::Relaxed);
         self.spooled_points.fetch_sub(n, Ordering::Relaxed);
@@ -132,23 +143,25 @@ impl Ledger {
 
     /// Points read back from the spool whose delivery was cut short (shutdown deadline): they
     /// were never acknowledged, so they are still on disk and the next start replays them.
+    // still called directly by forward/ until it is converted (#15)
     pub fn in_flight_back_to_spool(&self, n: u64) {
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Points found in the spool at start (written by an earlier run).
-    pub fn recovered(&self, n: u64) {
+    pub(in crate::accounting) fn recovered(&self, n: u64) {
         self.recovered.fetch_add(n, Ordering::Relaxed);
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Spooled points were lost (evicted, found corrupt, or their segment unreadable).
-    pub fn spool_dropped(&self, reason: DropReason, n: u64) {
+    pub(in crate::accounting) fn spool_dropped(&self, reason: DropReason, n: u64) {
         self.dropped(reason, n);
         self.spooled_points.fetch_sub(n, Ordering::Relaxed);
     }
 
+    // still called directly by forward/ until it is converted (#15)
     pub fn request_ok(&self) {
         self.requests_ok.fetch_add(1, Ordering::Relaxed);
         self.last_success_ms
@@ -162,6 +175,7 @@ impl Ledger {
     }
 
     /// A request failed; `error` says why (never a secret: a status or a transport error).
+    // still called directly by forward/ until it is converted (#15)
     pub fn request_failed(&self, error: &str) {
         self.requests_failed.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,15 +184,18 @@ impl Ledger {
 
     /// No request could be sent (no token from the identity service); `cause` says why (an
     /// `AuthError` message, never a secret). Shown as the last error, not counted as a request.
+    // still called directly by forward/ until it is converted (#15)
     pub fn delivery_blocked(&self, cause: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         *last = Some((cause.to_string(), now_secs_f64()));
     }
 
+    // still called directly by forward/ until it is converted (#15)
     pub fn request_started(&self) {
         self.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
+    // still called directly by forward/ until it is converted (#15)
     pub fn request_finished(&self) {
         self.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
@@ -200,62 +217,62 @@ impl Ledger {
             .clone()
     }
 
-    pub fn retry(&self) {
+    pub(in crate::accounting) fn retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_accepted(&self) {
+    pub(in crate::accounting) fn connection_accepted(&self) {
         self.connections_accepted.fetch_add(1, Ordering::Relaxed);
         self.connections_open.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_closed(&self) {
+    pub(in crate::accounting) fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn connection_idle_closed(&self) {
+    pub(in crate::accounting) fn connection_idle_closed(&self) {
         self.connections_idle_closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_refused(&self) {
+    pub(in crate::accounting) fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_idle_evicted(&self) {
+    pub(in crate::accounting) fn connection_idle_evicted(&self) {
         self.connections_idle_evicted
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_partial_frame_closed(&self) {
+    pub(in crate::accounting) fn connection_partial_frame_closed(&self) {
         self.connections_partial_frame_closed
             .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Decoded points a connection could not push yet: it waits for room in the buffer.
-    pub fn waiting_for_room(&self, n: u64) {
+    pub(in crate::accounting) fn waiting_for_room(&self, n: u64) {
         self.waiting_points.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Points that waited for room entered the buffer.
-    pub fn waiting_to_buffered(&self, points: u64, bytes: u64) {
+    pub(in crate::accounting) fn waiting_to_buffered(&self, points: u64, bytes: u64) {
         self.buffered(points, bytes);
         self.waiting_points.fetch_sub(points, Ordering::Relaxed);
     }
 
     /// Points that waited for room stopped waiting without entering the buffer: the caller
     /// counts them dropped (the buffer closed at the shutdown deadline).
-    pub fn waiting_released(&self, n: u64) {
+    pub(in crate::accounting) fn waiting_released(&self, n: u64) {
         self.waiting_points.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// The bound on bytes held in incomplete frames (`partial_frame_bytes`), for `/status`.
-    pub fn set_partial_frame_limit(&self, bytes: u64) {
+    pub(in crate::accounting) fn set_partial_frame_limit(&self, bytes: u64) {
         self.partial_frame_limit.store(bytes, Ordering::Relaxed);
     }
 
     /// A connection now holds `add` more and `sub` fewer bytes of incomplete input; returns
     /// the total held by all connections after the change.
-    pub fn partial_frame_held(&self, add: u64, sub: u64) -> u64 {
+    pub(in crate::accounting) fn partial_frame_held(&self, add: u64, sub: u64) -> u64 {
         if add >= sub {
             self.partial_frame_bytes
                 .fetch_add(add - sub, Ordering::Relaxed)
@@ -267,26 +284,26 @@ impl Ledger {
         }
     }
 
-    pub fn accept_failed(&self, listener: Listener) {
+    pub(in crate::accounting) fn accept_failed(&self, listener: Listener) {
         self.accept_errors[listener.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn admin_connection_accepted(&self) {
+    pub(in crate::accounting) fn admin_connection_accepted(&self) {
         self.admin_connections_accepted
             .fetch_add(1, Ordering::Relaxed);
         self.admin_connections_open.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn admin_connection_closed(&self) {
+    pub(in crate::accounting) fn admin_connection_closed(&self) {
         self.admin_connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn admin_connection_refused(&self) {
+    pub(in crate::accounting) fn admin_connection_refused(&self) {
         self.admin_connections_refused
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn admin_connection_timed_out(&self) {
+    pub(in crate::accounting) fn admin_connection_timed_out(&self) {
         self.admin_connections_timed_out
             .fetch_add(1, Ordering::Relaxed);
     }

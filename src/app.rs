@@ -199,6 +199,7 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         settings.buffer.max_bytes,
         settings.buffer.policy,
         ledger.clone(),
+        logs.clone(),
     ));
     let transport: Arc<dyn Transport> = if settings.dry_run {
         Arc::new(DryRunTransport::default())

@@ -24,7 +24,10 @@ use tokio_util::task::TaskTracker;
 
 use super::AdminState;
 use crate::accounting::Listener;
-use crate::events::{AcceptFailed, AdminConnectionRefused, AdminConnectionTimedOut};
+use crate::events::{
+    AcceptFailed, AdminConnectionAccepted, AdminConnectionClosed, AdminConnectionRefused,
+    AdminConnectionTimedOut, InternalEvent,
+};
 
 /// However it behaves, a connection is asked to close after this long, and closed
 /// `admin_header_timeout` later if it has still not finished: a client that never reads its
@@ -85,7 +88,7 @@ pub(super) async fn serve(
             let _ = stream.try_write(REFUSED);
             continue;
         };
-        state.ledger.admin_connection_accepted();
+        AdminConnectionAccepted.emit(&state.ledger, &state.logs);
         tracker.spawn(connection(
             stream,
             peer,
@@ -150,6 +153,6 @@ async fn connection(
     if let Some(why) = why {
         AdminConnectionTimedOut { peer, why }.emit(&state.ledger, &state.logs);
     }
-    state.ledger.admin_connection_closed();
+    AdminConnectionClosed.emit(&state.ledger, &state.logs);
     drop(permit);
 }

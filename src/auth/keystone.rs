@@ -18,9 +18,10 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::credentials::{CredentialStore, Credentials};
 use super::{AuthError, AuthStatus, AuthTiming, BoxFuture, Token, TokenProvider, wire};
+use crate::accounting::Ledger;
 use crate::backoff::{Backoff, ExponentialBackoff};
 use crate::config::settings::{AuthMethod, AuthSettings};
-use crate::events::{KeystoneRedirected, RateLimit};
+use crate::events::{InternalEvent, KeystoneRedirected, LogLimits};
 
 /// Refresh when less than this much of a token's life is left.
 const REFRESH_AHEAD: Duration = Duration::from_secs(300);
@@ -72,7 +73,10 @@ pub struct Keystone {
     auth_failures: AtomicU64,
     /// The most bytes of an answer read (`auth_max_answer_bytes`).
     max_answer_bytes: usize,
-    redirect_log: RateLimit,
+    /// Its own, as its redirect limiter always was: the redirect counts nothing in a ledger
+    /// (auth failures are the provider's own figures), and `auth::provider`'s callers (the
+    /// forwarder, `check`, the tests) hand it none.
+    events: (Ledger, LogLimits),
     /// The tasks keeping `store` current; they stop when the provider is dropped.
     _sources: Vec<AbortOnDropHandle<()>>,
 }
@@ -107,7 +111,7 @@ impl Keystone {
             auth_requests: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             max_answer_bytes: settings.max_answer_bytes,
-            redirect_log: RateLimit::new(Duration::from_secs(10)),
+            events: (Ledger::default(), LogLimits::default()),
             _sources: sources,
         })
     }
@@ -248,7 +252,7 @@ impl Keystone {
                     status,
                     location: &location,
                 }
-                .emit(&self.redirect_log);
+                .emit(&self.events.0, &self.events.1);
                 return Err(AuthError::Redirected { status, location });
             }
             if !wire::is_success(status) {

@@ -14,6 +14,10 @@ use tokio::sync::Notify;
 
 use crate::accounting::{DropReason, Ledger};
 use crate::config::settings::BufferPolicy;
+use crate::events::{
+    BufferDropped, BufferTaken, InternalEvent, LogLimits, PointsBuffered, PointsWaiting,
+    WaitingBuffered, WaitingReleased,
+};
 use crate::model::Datapoint;
 
 /// A buffered point and when it arrived (for the flush interval and the oldest-age figure).
@@ -98,6 +102,7 @@ pub struct Buffer {
     max_bytes: usize,
     policy: BufferPolicy,
     ledger: Arc<Ledger>,
+    logs: Arc<LogLimits>,
     /// Wakes the flusher when points arrive.
     data_ready: Notify,
     /// Wakes blocked pushers when room appears.
@@ -105,12 +110,18 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    pub fn new(max_bytes: usize, policy: BufferPolicy, ledger: Arc<Ledger>) -> Self {
+    pub fn new(
+        max_bytes: usize,
+        policy: BufferPolicy,
+        ledger: Arc<Ledger>,
+        logs: Arc<LogLimits>,
+    ) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             max_bytes,
             policy,
             ledger,
+            logs,
             data_ready: Notify::new(),
             room_ready: Notify::new(),
         }
@@ -147,10 +158,11 @@ impl Buffer {
         }
         drop(inner);
         if n > 0 {
+            let (points, bytes) = (n as u64, bytes as u64);
             if waiting {
-                self.ledger.waiting_to_buffered(n as u64, bytes as u64);
+                WaitingBuffered { points, bytes }.emit(&self.ledger, &self.logs);
             } else {
-                self.ledger.buffered(n as u64, bytes as u64);
+                PointsBuffered { points, bytes }.emit(&self.ledger, &self.logs);
             }
             self.data_ready.notify_one();
         }
@@ -202,7 +214,10 @@ impl Buffer {
             }
             if self.is_closed() {
                 if waiting {
-                    self.ledger.waiting_released(points.len() as u64);
+                    WaitingReleased {
+                        points: points.len() as u64,
+                    }
+                    .emit(&self.ledger, &self.logs);
                 }
                 return PushOutcome {
                     accepted,
@@ -211,7 +226,10 @@ impl Buffer {
                 };
             }
             if !waiting {
-                self.ledger.waiting_for_room(points.len() as u64);
+                PointsWaiting {
+                    points: points.len() as u64,
+                }
+                .emit(&self.ledger, &self.logs);
                 waiting = true;
             }
             room.await;
@@ -233,7 +251,11 @@ impl Buffer {
         inner.bytes -= bytes;
         drop(inner);
         if n > 0 {
-            self.ledger.buffer_to_in_flight(n as u64, bytes as u64);
+            BufferTaken {
+                points: n as u64,
+                bytes: bytes as u64,
+            }
+            .emit(&self.ledger, &self.logs);
             self.room_ready.notify_waiters();
         }
         n
@@ -255,8 +277,12 @@ impl Buffer {
         inner.bytes = 0;
         drop(inner);
         if n > 0 {
-            self.ledger
-                .buffer_dropped(DropReason::ShutdownTimeout, n as u64, bytes as u64);
+            BufferDropped {
+                reason: DropReason::ShutdownTimeout,
+                points: n as u64,
+                bytes: bytes as u64,
+            }
+            .emit(&self.ledger, &self.logs);
         }
         self.room_ready.notify_waiters();
         self.data_ready.notify_one();
@@ -276,8 +302,11 @@ impl Buffer {
         inner.bytes = 0;
         drop(inner);
         if !points.is_empty() {
-            self.ledger
-                .buffer_to_in_flight(points.len() as u64, bytes as u64);
+            BufferTaken {
+                points: points.len() as u64,
+                bytes: bytes as u64,
+            }
+            .emit(&self.ledger, &self.logs);
         }
         self.room_ready.notify_waiters();
         self.data_ready.notify_one();
@@ -319,6 +348,21 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::settings::Protocol;
+    use crate::events::{PointsDropped, PointsReceived};
+
+    fn logs() -> Arc<LogLimits> {
+        Arc::new(LogLimits::default())
+    }
+
+    /// What a connection counts before it pushes.
+    fn received(ledger: &Ledger, count: u64) {
+        PointsReceived {
+            protocol: Protocol::Pickle,
+            count,
+        }
+        .emit(ledger, &LogLimits::default());
+    }
 
     fn pt(name: &str) -> Datapoint {
         Datapoint {
@@ -359,7 +403,7 @@ mod tests {
     fn drop_newest_refuses_what_does_not_fit() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
-        let buf = Buffer::new(cost * 2, BufferPolicy::DropNewest, ledger.clone());
+        let buf = Buffer::new(cost * 2, BufferPolicy::DropNewest, ledger.clone(), logs());
         let out = buf.try_push(vec![pt("a"), pt("b"), pt("c")]);
         assert_eq!(
             out,
@@ -387,7 +431,12 @@ mod tests {
     async fn block_waits_for_room_then_completes() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
-        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
+        let buf = Arc::new(Buffer::new(
+            cost,
+            BufferPolicy::Block,
+            ledger.clone(),
+            logs(),
+        ));
         let pusher = {
             let buf = buf.clone();
             tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
@@ -413,8 +462,13 @@ mod tests {
     async fn points_a_blocked_pusher_holds_are_counted_waiting_for_room() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
-        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
-        ledger.received(crate::config::settings::Protocol::Pickle, 3);
+        let buf = Arc::new(Buffer::new(
+            cost,
+            BufferPolicy::Block,
+            ledger.clone(),
+            logs(),
+        ));
+        received(&ledger, 3);
         let pusher = {
             let buf = buf.clone();
             tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
@@ -440,8 +494,13 @@ mod tests {
     async fn close_releases_blocked_pushers_and_reports_what_they_held() {
         let ledger = Arc::new(Ledger::default());
         let cost = pt("a").buffer_cost();
-        let buf = Arc::new(Buffer::new(cost, BufferPolicy::Block, ledger.clone()));
-        ledger.received(crate::config::settings::Protocol::Pickle, 3);
+        let buf = Arc::new(Buffer::new(
+            cost,
+            BufferPolicy::Block,
+            ledger.clone(),
+            logs(),
+        ));
+        received(&ledger, 3);
         let pusher = {
             let buf = buf.clone();
             tokio::spawn(async move { buf.push(vec![pt("a"), pt("b"), pt("c")]).await })
@@ -462,7 +521,14 @@ mod tests {
         // The buffer counted the one it held; the pusher's caller counts its two, which no
         // longer wait.
         assert_eq!(ledger.snapshot().waiting_points, 0);
-        ledger.dropped(DropReason::ShutdownTimeout, 2);
+        PointsDropped {
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 2003)),
+            protocol: Protocol::Pickle,
+            reason: out.reason.expect("a reason"),
+            count: out.dropped as u64,
+            detail: "buffer closed",
+        }
+        .emit(&ledger, &LogLimits::default());
         let s = ledger.snapshot();
         assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3);
         assert!(s.balanced(), "{s:?}");

@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::Ledger;
-use crate::events::{ConnectionEvicted, ConnectionOverBudget, LogLimits};
+use crate::events::{
+    ConnectionEvicted, ConnectionOverBudget, InternalEvent, LogLimits, PartialFrameHeld,
+    PartialFrameLimitSet,
+};
 
 /// One open connection, as the registry sees it.
 #[derive(Debug)]
@@ -62,7 +65,7 @@ impl ConnRegistry {
         logs: Arc<LogLimits>,
     ) -> Self {
         let limit = partial_frame_bytes as u64;
-        ledger.set_partial_frame_limit(limit);
+        PartialFrameLimitSet { bytes: limit }.emit(&ledger, &logs);
         Self {
             max_connections,
             partial_frame_limit: limit,
@@ -204,10 +207,9 @@ impl ConnSlot {
         if new == old {
             return false;
         }
-        let total = self.registry.ledger.partial_frame_held(new, old);
-        new > old
-            && total > self.registry.partial_frame_limit
-            && self.registry.enforce_budget(self.id)
+        let r = &self.registry;
+        let total = PartialFrameHeld { add: new, sub: old }.emit(&r.ledger, &r.logs);
+        new > old && total > r.partial_frame_limit && r.enforce_budget(self.id)
     }
 }
 
@@ -215,7 +217,8 @@ impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.id);
         let held = self.slot.held.swap(0, Ordering::Relaxed);
-        self.registry.ledger.partial_frame_held(0, held);
+        let r = &self.registry;
+        PartialFrameHeld { add: 0, sub: held }.emit(&r.ledger, &r.logs);
     }
 }
 

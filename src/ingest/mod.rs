@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::{Buffer, PushOutcome};
 use crate::config::settings::{IngestSettings, Protocol};
-use crate::events::{LogLimits, PointsDropped};
+use crate::events::{InternalEvent, LogLimits, PointsDropped, PointsReceived};
 use crate::model::Datapoint;
 use crate::model::now_ms;
 use crate::protocol::{PointError, RawPoint};
@@ -87,7 +87,11 @@ impl IngestContext {
         if received == 0 {
             return;
         }
-        self.ledger.received(protocol, received);
+        PointsReceived {
+            protocol,
+            count: received,
+        }
+        .emit(&self.ledger, &self.logs);
         for (reason, (count, detail)) in DropReason::ALL.into_iter().zip(bad) {
             if count > 0 {
                 PointsDropped {

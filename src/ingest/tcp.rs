@@ -28,7 +28,10 @@ use super::conn_registry::{ConnRegistry, ConnSlot};
 use super::framing::{Frame, FrameFault, Framing, ReadBuf};
 use crate::accounting::{BadInput, Listener};
 use crate::config::settings::Protocol;
-use crate::events::{AcceptFailed, BadInputReceived, ConnectionIdle, ConnectionRefused};
+use crate::events::{
+    AcceptFailed, BadInputReceived, ConnectionAccepted, ConnectionClosed, ConnectionIdle,
+    ConnectionRefused, InternalEvent,
+};
 use crate::model::Datapoint;
 use crate::protocol::{PointError, RawPoint, line, pickle};
 
@@ -79,7 +82,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        ctx.ledger.connection_accepted();
+        ConnectionAccepted.emit(&ctx.ledger, &ctx.logs);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -87,7 +90,7 @@ pub async fn serve(
             Connection::new(stream, peer, protocol, &ctx, slot)
                 .run(&shutdown)
                 .await;
-            ctx.ledger.connection_closed();
+            ConnectionClosed.emit(&ctx.ledger, &ctx.logs);
             tracing::debug!(%peer, "connection closed");
         });
     }

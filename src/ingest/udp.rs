@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::IngestContext;
 use crate::accounting::BadInput;
 use crate::config::settings::Protocol;
-use crate::events::BadInputReceived;
+use crate::events::{BadInputReceived, InternalEvent};
 use crate::protocol::line;
 
 /// Largest UDP payload.

@@ -26,8 +26,8 @@ use super::store::{
 use crate::accounting::Ledger;
 use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
 use crate::events::{
-    LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRecovered, SpoolSegmentLost,
-    SpoolWriteFailed,
+    InternalEvent, LogLimits, SpoolCorruptFound, SpoolEvicted, SpoolFullRefused, SpoolRead,
+    SpoolRecovered, SpoolSegmentLost, SpoolWriteFailed, SpoolWritten,
 };
 use crate::model::Datapoint;
 
@@ -169,9 +169,18 @@ impl Spool {
                 if let Some(recovery) = recovery {
                     SpoolRecovered {
                         dir: &self.settings.dir,
-                        recovery: &recovery,
+                        segments: recovery.segments,
+                        records: recovery.records,
+                        points: recovery.points,
+                        bytes: recovery.bytes,
+                        corrupt_records: recovery.corrupt_records,
+                        corrupt_bytes: recovery.corrupt_bytes,
+                        checkpoint_missing_or_corrupt: recovery.checkpoint_missing_or_corrupt,
+                        read_only: recovery.read_only,
+                        unreadable_segments: recovery.unreadable_segments,
+                        cleanup_failures: recovery.cleanup_failures,
                     }
-                    .emit(&self.ledger);
+                    .emit(&self.ledger, &self.logs);
                     self.recovered_left
                         .fetch_add(recovery.points, Ordering::Relaxed);
                     let mut st = self.status_lock();
@@ -226,7 +235,7 @@ impl Spool {
             error: e,
             retry_in: RETRY_AFTER_ERROR,
         }
-        .emit(&self.logs);
+        .emit(&self.ledger, &self.logs);
     }
 
     pub fn status(&self) -> SpoolStatus {
@@ -299,7 +308,10 @@ impl Spool {
         });
         // What was written is on disk and stays there: only the rest comes back.
         if written > 0 {
-            self.ledger.in_flight_to_spool(written as u64);
+            SpoolWritten {
+                points: written as u64,
+            }
+            .emit(&self.ledger, &self.logs);
             self.written.notify_one();
         }
         let evicted = match &result {
@@ -318,7 +330,7 @@ impl Spool {
             SpoolFullRefused {
                 kept_in_memory: (points.len() - written) as u64,
             }
-            .emit(&self.logs);
+            .emit(&self.ledger, &self.logs);
         }
         if let Err((e, _)) = &result {
             self.failed("write", e);
@@ -358,7 +370,7 @@ impl Spool {
             match read {
                 Ok(ReadOutcome::Record(ReadRecord { id, points, .. })) => {
                     let n = points.len() as u64;
-                    self.ledger.spool_to_in_flight(n);
+                    SpoolRead { points: n }.emit(&self.ledger, &self.logs);
                     let left = self.recovered_left.load(Ordering::Relaxed);
                     let replayed = n.min(left);
                     self.recovered_left.fetch_sub(replayed, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::LogLimits;
+use super::{InternalEvent, LogLimits};
 use crate::accounting::{Ledger, Listener};
 
 /// A listener's `accept` failed (out of file descriptors, mostly): it backs off for `retry_in`
@@ -14,8 +14,10 @@ pub struct AcceptFailed<'a> {
     pub retry_in: Duration,
 }
 
-impl AcceptFailed<'_> {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for AcceptFailed<'_> {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.accept_failed(self.listener);
         if let Some(suppressed) = limits.accept_failed.check() {
             tracing::warn!(
@@ -29,14 +31,38 @@ impl AcceptFailed<'_> {
     }
 }
 
+/// An admin connection was admitted (and is now open).
+pub struct AdminConnectionAccepted;
+
+impl InternalEvent for AdminConnectionAccepted {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, _: &LogLimits) {
+        ledger.admin_connection_accepted();
+    }
+}
+
+/// An admitted admin connection ended, for whatever reason.
+pub struct AdminConnectionClosed;
+
+impl InternalEvent for AdminConnectionClosed {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, _: &LogLimits) {
+        ledger.admin_connection_closed();
+    }
+}
+
 /// An admin connection refused because `admin_max_connections` were open.
 pub struct AdminConnectionRefused {
     pub peer: SocketAddr,
     pub limit: usize,
 }
 
-impl AdminConnectionRefused {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for AdminConnectionRefused {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.admin_connection_refused();
         if let Some(suppressed) = limits.admin_connection_refused.check() {
             tracing::warn!(
@@ -56,8 +82,10 @@ pub struct AdminConnectionTimedOut<'a> {
     pub why: &'a str,
 }
 
-impl AdminConnectionTimedOut<'_> {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for AdminConnectionTimedOut<'_> {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.admin_connection_timed_out();
         if let Some(suppressed) = limits.admin_connection_timed_out.check() {
             tracing::info!(

@@ -1,65 +1,112 @@
-//! The disk spool's events: opened (what an earlier run left), a disk operation failed, full
-//! (evicted or refused), a record found corrupt, a segment that cannot be read back.
+//! The disk spool's events: opened (what an earlier run left), points written and read back,
+//! a disk operation failed, full (evicted or refused), a record found corrupt, a segment that
+//! cannot be read back. Plain figures and the error as text: the events know nothing of the
+//! spool's own types (`accounting` sits below `spool`).
 
+use std::fmt::Display;
+use std::path::Path;
 use std::time::Duration;
 
-use super::LogLimits;
+use super::{InternalEvent, LogLimits};
 use crate::accounting::{DropReason, Ledger};
 
 /// The spool was opened: what an earlier run left on disk.
 pub struct SpoolRecovered<'a> {
-    pub dir: &'a std::path::Path,
-    pub recovery: &'a crate::spool::store::Recovery,
+    pub dir: &'a Path,
+    /// Segments kept, and the records, points and bytes in them to replay.
+    pub segments: usize,
+    pub records: u64,
+    pub points: u64,
+    pub bytes: u64,
+    /// Records (or torn tails) found broken and cut off, and the bytes cut.
+    pub corrupt_records: u64,
+    pub corrupt_bytes: u64,
+    pub checkpoint_missing_or_corrupt: bool,
+    /// The directory cannot be written: replayed, changing nothing on disk.
+    pub read_only: bool,
+    pub unreadable_segments: u64,
+    pub cleanup_failures: u64,
 }
 
-impl SpoolRecovered<'_> {
-    pub fn emit(&self, ledger: &Ledger) {
-        let r = self.recovery;
-        ledger.recovered(r.points);
-        if r.corrupt_records > 0 {
+impl InternalEvent for SpoolRecovered<'_> {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, _: &LogLimits) {
+        ledger.recovered(self.points);
+        if self.corrupt_records > 0 {
             tracing::error!(
                 dir = %self.dir.display(),
-                corrupt_records = r.corrupt_records,
-                corrupt_bytes = r.corrupt_bytes,
+                corrupt_records = self.corrupt_records,
+                corrupt_bytes = self.corrupt_bytes,
                 "spool: damaged records found and cut off (torn last write or corruption); the rest is replayed"
             );
         }
-        if r.read_only {
+        if self.read_only {
             tracing::warn!(
                 dir = %self.dir.display(),
                 "spool directory cannot be written: what it holds is replayed, but acknowledgements \
                  stay in memory (a restart replays it again) and new batches stay in memory"
             );
         }
-        if r.unreadable_segments > 0 || r.cleanup_failures > 0 {
+        if self.unreadable_segments > 0 || self.cleanup_failures > 0 {
             tracing::error!(
                 dir = %self.dir.display(),
-                unreadable_segments = r.unreadable_segments,
-                cleanup_failures = r.cleanup_failures,
+                unreadable_segments = self.unreadable_segments,
+                cleanup_failures = self.cleanup_failures,
                 "spool: some segment files could not be read or tidied; the others are replayed"
             );
         }
         tracing::info!(
             dir = %self.dir.display(),
-            segments = r.segments,
-            records = r.records,
-            datapoints = r.points,
-            bytes = r.bytes,
-            checkpoint_missing_or_corrupt = r.checkpoint_missing_or_corrupt,
+            segments = self.segments,
+            records = self.records,
+            datapoints = self.points,
+            bytes = self.bytes,
+            checkpoint_missing_or_corrupt = self.checkpoint_missing_or_corrupt,
             "spool opened; datapoints left by an earlier run will be replayed"
         );
+    }
+}
+
+/// In-flight points were written to the spool (only what was fully written).
+pub struct SpoolWritten {
+    pub points: u64,
+}
+
+impl InternalEvent for SpoolWritten {
+    type Output = ();
+
+    #[inline]
+    fn emit(self, ledger: &Ledger, _: &LogLimits) {
+        ledger.in_flight_to_spool(self.points);
+    }
+}
+
+/// A record's points were read back from the spool for delivery.
+pub struct SpoolRead {
+    pub points: u64,
+}
+
+impl InternalEvent for SpoolRead {
+    type Output = ();
+
+    #[inline]
+    fn emit(self, ledger: &Ledger, _: &LogLimits) {
+        ledger.spool_to_in_flight(self.points);
     }
 }
 
 /// A spool operation failed on the disk; the spool rests and the points stay in memory.
 pub struct SpoolWriteFailed<'a> {
     pub op: &'static str,
-    pub error: &'a crate::spool::store::StoreError,
+    pub error: &'a dyn Display,
     pub retry_in: Duration,
 }
 
-impl SpoolWriteFailed<'_> {
-    pub fn emit(&self, limits: &LogLimits) {
+impl InternalEvent for SpoolWriteFailed<'_> {
+    type Output = ();
+
+    fn emit(self, _: &Ledger, limits: &LogLimits) {
         if let Some(suppressed) = limits.spool_write_failed.check() {
             tracing::error!(
                 op = self.op,
@@ -78,8 +125,10 @@ pub struct SpoolEvicted {
     pub points: u64,
 }
 
-impl SpoolEvicted {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for SpoolEvicted {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolFull, self.points);
         if let Some(suppressed) = limits.spool_evicted.check() {
             tracing::warn!(
@@ -99,8 +148,10 @@ pub struct SpoolFullRefused {
     pub kept_in_memory: u64,
 }
 
-impl SpoolFullRefused {
-    pub fn emit(&self, limits: &LogLimits) {
+impl InternalEvent for SpoolFullRefused {
+    type Output = ();
+
+    fn emit(self, _: &Ledger, limits: &LogLimits) {
         if let Some(suppressed) = limits.spool_full_refused.check() {
             tracing::warn!(
                 kept_in_memory = self.kept_in_memory,
@@ -117,8 +168,10 @@ pub struct SpoolCorruptFound {
     pub bytes: u64,
 }
 
-impl SpoolCorruptFound {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for SpoolCorruptFound {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolCorrupt, self.points);
         if let Some(suppressed) = limits.spool_corrupt.check() {
             tracing::error!(
@@ -136,11 +189,13 @@ impl SpoolCorruptFound {
 /// an I/O error): its unread points are lost, and the drainer goes on with the next segment.
 pub struct SpoolSegmentLost<'a> {
     pub points: u64,
-    pub error: &'a crate::spool::store::StoreError,
+    pub error: &'a dyn Display,
 }
 
-impl SpoolSegmentLost<'_> {
-    pub fn emit(&self, ledger: &Ledger, limits: &LogLimits) {
+impl InternalEvent for SpoolSegmentLost<'_> {
+    type Output = ();
+
+    fn emit(self, ledger: &Ledger, limits: &LogLimits) {
         ledger.spool_dropped(DropReason::SpoolLost, self.points);
         if let Some(suppressed) = limits.spool_lost.check() {
             tracing::error!(
