@@ -22,7 +22,9 @@ use crate::config::settings::Protocol;
 use crate::model::now_secs_f64;
 
 pub mod events;
+mod instruments;
 mod reasons;
+pub use instruments::{Instruments, StatusClass};
 pub use reasons::{BadInput, DropReason, Listener};
 
 /// Shared counters. Cheap to update from any task; read with [`Ledger::snapshot`].
@@ -66,6 +68,8 @@ pub struct Ledger {
     admin_connections_refused: AtomicU64,
     admin_connections_timed_out: AtomicU64,
     admin_connections_open: AtomicU64,
+    /// Distributions (request durations, batch sizes), recorded by the same events.
+    instruments: Instruments,
 }
 
 fn protocol_index(p: Protocol) -> usize {
@@ -103,8 +107,7 @@ impl Ledger {
     }
 
     /// In-flight points were stored by Blueflood.
-    // still called directly by forward/ until it is converted (#15)
-    pub fn delivered(&self, n: u64) {
+    pub(in crate::accounting) fn delivered(&self, n: u64) {
         self.delivered.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
@@ -143,8 +146,7 @@ impl Ledger {
 
     /// Points read back from the spool whose delivery was cut short (shutdown deadline): they
     /// were never acknowledged, so they are still on disk and the next start replays them.
-    // still called directly by forward/ until it is converted (#15)
-    pub fn in_flight_back_to_spool(&self, n: u64) {
+    pub(in crate::accounting) fn in_flight_back_to_spool(&self, n: u64) {
         self.spooled_points.fetch_add(n, Ordering::Relaxed);
         self.in_flight_points.fetch_sub(n, Ordering::Relaxed);
     }
@@ -161,8 +163,7 @@ impl Ledger {
         self.spooled_points.fetch_sub(n, Ordering::Relaxed);
     }
 
-    // still called directly by forward/ until it is converted (#15)
-    pub fn request_ok(&self) {
+    pub(in crate::accounting) fn request_ok(&self) {
         self.requests_ok.fetch_add(1, Ordering::Relaxed);
         self.last_success_ms
             .store((now_secs_f64() * 1000.0) as u64, Ordering::Relaxed);
@@ -175,8 +176,7 @@ impl Ledger {
     }
 
     /// A request failed; `error` says why (never a secret: a status or a transport error).
-    // still called directly by forward/ until it is converted (#15)
-    pub fn request_failed(&self, error: &str) {
+    pub(in crate::accounting) fn request_failed(&self, error: &str) {
         self.requests_failed.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         *last = Some((error.to_string(), now_secs_f64()));
@@ -184,19 +184,16 @@ impl Ledger {
 
     /// No request could be sent (no token from the identity service); `cause` says why (an
     /// `AuthError` message, never a secret). Shown as the last error, not counted as a request.
-    // still called directly by forward/ until it is converted (#15)
-    pub fn delivery_blocked(&self, cause: &str) {
+    pub(in crate::accounting) fn delivery_blocked(&self, cause: &str) {
         let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         *last = Some((cause.to_string(), now_secs_f64()));
     }
 
-    // still called directly by forward/ until it is converted (#15)
-    pub fn request_started(&self) {
+    pub(in crate::accounting) fn request_started(&self) {
         self.requests_in_flight.fetch_add(1, Ordering::Relaxed);
     }
 
-    // still called directly by forward/ until it is converted (#15)
-    pub fn request_finished(&self) {
+    pub(in crate::accounting) fn request_finished(&self) {
         self.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -306,6 +303,10 @@ impl Ledger {
     pub(in crate::accounting) fn admin_connection_timed_out(&self) {
         self.admin_connections_timed_out
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn instruments(&self) -> &Instruments {
+        &self.instruments
     }
 
     pub fn snapshot(&self) -> LedgerSnapshot {

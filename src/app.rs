@@ -43,7 +43,7 @@ use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
 use crate::model::Window;
 use crate::spool::{Spool, SpoolOpenError};
-use crate::telemetry::metrics::{self, Instruments};
+use crate::telemetry::metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -209,7 +209,6 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
     // Dry runs send nothing, so they need no identity service either.
     let auth_settings = settings.auth.as_ref().filter(|_| !settings.dry_run);
     let auth = auth::provider(auth_settings, AuthTiming::from_forward(&settings.forward)).await?;
-    let instruments = Arc::new(Instruments::default());
     let abort = CancellationToken::new();
     // Opened (and recovered) once the admin server answers, before any carbon socket is
     // bound; a disk that cannot be used is not fatal (memory only, retried), a spool held by
@@ -230,7 +229,6 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         auth: auth.clone(),
         ledger: ledger.clone(),
         logs: logs.clone(),
-        instruments: instruments.clone(),
         ttl_seconds: settings.forward.ttl_seconds,
         compression: settings.forward.compression,
         retry: DeliveryContext::retry_policy(
@@ -256,7 +254,6 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         buffer: buffer.clone(),
         auth: auth.clone(),
         registry: metrics::registry(
-            &instruments,
             ledger.clone(),
             buffer.clone(),
             auth,

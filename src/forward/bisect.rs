@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::blueflood::RejectedPoints;
 use super::deliver::DeliveryContext;
 use crate::accounting::DropReason;
-use crate::events::Refusal;
+use crate::events::{PointsDelivered, Refusal};
 use crate::model::Datapoint;
 
 /// A 413 for a body of at most this fraction of the size limit is not about size: proxies in
@@ -118,7 +118,9 @@ impl DeliveryContext {
                 "207 answer names none of the points sent; counting all as stored"
             );
         }
-        self.ledger.delivered((points.len() - bad) as u64);
+        self.emit(PointsDelivered {
+            points: (points.len() - bad) as u64,
+        });
         self.drop_points(
             DropReason::RejectedByBlueflood,
             bad,

@@ -21,9 +21,11 @@ use crate::accounting::{DropReason, Ledger};
 use crate::auth::{Token, TokenProvider};
 use crate::backoff::{ExponentialBackoff, InvalidBackoff, RetryAfter};
 use crate::config::settings::Compression;
-use crate::events::{DeliveryRetry, InFlightDropped, LogLimits, Refusal, RetryAfterCapped};
+use crate::events::{
+    BackToSpool, DeliveryBlocked, DeliveryRetry, InFlightDropped, InternalEvent, LogLimits,
+    Refusal, RequestFinished, RequestStarted, RetryAfterCapped,
+};
 use crate::model::Datapoint;
-use crate::telemetry::metrics::Instruments;
 
 /// Half of every retry step is fixed and half random: retries spread out, yet none comes
 /// sooner than half its step.
@@ -57,7 +59,6 @@ pub struct DeliveryContext {
     pub auth: Arc<dyn TokenProvider>,
     pub ledger: Arc<Ledger>,
     pub logs: Arc<LogLimits>,
-    pub instruments: Arc<Instruments>,
     pub ttl_seconds: u32,
     pub compression: Compression,
     /// `retry_initial` doubling to `retry_max`, half of each step random.
@@ -80,11 +81,10 @@ impl DeliveryContext {
         let retry_after = retry_after.map(|asked| {
             let capped = RetryAfter::capped(asked, self.retry_after_max);
             if capped.was_cut() {
-                RetryAfterCapped {
+                self.emit(RetryAfterCapped {
                     asked,
                     cap: self.retry_after_max,
-                }
-                .emit(&self.logs);
+                });
             }
             capped
         });
@@ -109,12 +109,16 @@ impl DeliveryContext {
     }
 
     pub(super) fn drop_points(&self, reason: DropReason, n: usize, detail: &str) {
-        InFlightDropped {
+        self.emit(InFlightDropped {
             reason,
             count: n as u64,
             detail,
-        }
-        .emit(&self.ledger, &self.logs);
+        });
+    }
+
+    /// Counts and logs one event, through the one event shape.
+    pub(super) fn emit<E: InternalEvent>(&self, event: E) -> E::Output {
+        event.emit(&self.ledger, &self.logs)
     }
 
     /// One point alone encodes larger than a request may be.
@@ -150,7 +154,9 @@ impl DeliveryContext {
     async fn cut_short(&self, points: Vec<Datapoint>, origin: Origin) -> Settled {
         match origin {
             Origin::Spooled => {
-                self.ledger.in_flight_back_to_spool(points.len() as u64);
+                self.emit(BackToSpool {
+                    points: points.len() as u64,
+                });
                 Settled::LeftInSpool
             }
             Origin::Live => {
@@ -190,7 +196,9 @@ impl DeliveryContext {
                 Err(e) => {
                     // Auth down never costs data: keep the batch (or spool it) and back off.
                     let failure = Failure::new(format!("authentication failed: {e}"));
-                    self.ledger.delivery_blocked(&failure.cause);
+                    self.emit(DeliveryBlocked {
+                        cause: &failure.cause,
+                    });
                     failure
                 }
                 Ok(token) => {
@@ -253,19 +261,25 @@ impl DeliveryContext {
             retry = i64::from(attempt),
             status = tracing::field::Empty,
         );
-        self.ledger.request_started();
+        self.emit(RequestStarted);
         let started = Instant::now();
         let sent = tokio::select! {
             r = self.transport.send(body, token).instrument(span.clone()) => Some(r),
             () = self.abort.cancelled() => None,
         };
-        self.ledger.request_finished();
-        if let Some(r) = &sent {
-            let status = r.as_ref().ok().map(|a| a.status);
+        let status = sent
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .map(|a| a.status);
+        if sent.is_some() {
             span.record("status", i64::from(status.unwrap_or(0)));
-            self.instruments
-                .observe_request(status, started.elapsed().as_secs_f64(), points);
         }
+        self.emit(RequestFinished {
+            status,
+            seconds: started.elapsed().as_secs_f64(),
+            points,
+            abandoned: sent.is_none(),
+        });
         sent
     }
 
@@ -277,13 +291,12 @@ impl DeliveryContext {
         cause: &str,
         refusal: Option<Refusal>,
     ) {
-        DeliveryRetry {
+        self.emit(DeliveryRetry {
             attempt: attempt + 1,
             delay,
             points,
             cause,
             refusal,
-        }
-        .emit(&self.ledger, &self.logs);
+        });
     }
 }

@@ -15,7 +15,7 @@ use super::blueflood::{self, RejectedPoints, Verdict};
 use super::deliver::DeliveryContext;
 use super::transport::{Answer, SendError};
 use crate::accounting::DropReason;
-use crate::events::Refusal;
+use crate::events::{PointsDelivered, Refusal, RequestFailed, RequestStored};
 use crate::redact::foreign_text as excerpt;
 
 /// What the driver does next with the part it sent.
@@ -78,7 +78,9 @@ impl DeliveryContext {
             Ok(answer) => answer,
             Err(e) => {
                 let failure = Failure::new(e.to_string());
-                self.ledger.request_failed(&failure.cause);
+                self.emit(RequestFailed {
+                    cause: &failure.cause,
+                });
                 return Action::Retry(failure);
             }
         };
@@ -141,17 +143,18 @@ impl DeliveryContext {
     fn count_answer(&self, verdict: &Verdict, status: u16) {
         match verdict {
             Verdict::Stored | Verdict::ProbablyStored | Verdict::PartiallyRejected(_) => {
-                self.ledger.request_ok();
+                self.emit(RequestStored);
                 self.spill.blueflood_answered();
             }
             Verdict::BadRequest(_) => {
-                self.ledger
-                    .request_failed(&format!("HTTP {status} from Blueflood"));
+                self.emit(RequestFailed {
+                    cause: &format!("HTTP {status} from Blueflood"),
+                });
                 self.spill.blueflood_answered();
             }
-            _ => self
-                .ledger
-                .request_failed(&format!("HTTP {status} from Blueflood")),
+            _ => self.emit(RequestFailed {
+                cause: &format!("HTTP {status} from Blueflood"),
+            }),
         }
     }
 
@@ -165,7 +168,7 @@ impl DeliveryContext {
         let n = points.len();
         match settlement {
             Settlement::Stored { status } => {
-                self.ledger.delivered(n as u64);
+                self.emit(PointsDelivered { points: n as u64 });
                 tracing::debug!(datapoints = n, status, "delivered");
             }
             Settlement::Partial(rejected) => self.settle_partial(&points, &rejected),

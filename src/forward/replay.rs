@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::BodyCutter;
 use super::{DeliveryContext, Origin, Settled};
 use crate::accounting::DropReason;
-use crate::events::InFlightDropped;
+use crate::events::BackToSpool;
 use crate::model::{Datapoint, Window};
 use crate::spool::{Replay, Spool};
 
@@ -62,7 +62,7 @@ impl Drainer {
                     () = tokio::time::sleep_until(next_at) => {}
                     () = self.stop.cancelled() => {
                         // Read but not sent: it is still on disk, unacknowledged.
-                        self.ctx.ledger.in_flight_back_to_spool(n);
+                        self.ctx.emit(BackToSpool { points: n });
                         return;
                     }
                 }
@@ -94,12 +94,11 @@ impl Drainer {
             .collect();
         let expired = before - kept.len();
         if expired > 0 {
-            InFlightDropped {
-                reason: DropReason::OutOfWindow,
-                count: expired as u64,
-                detail: "older than max_past when read back from the spool",
-            }
-            .emit(&self.ctx.ledger, &self.ctx.logs);
+            self.ctx.drop_points(
+                DropReason::OutOfWindow,
+                expired,
+                "older than max_past when read back from the spool",
+            );
         }
         kept
     }
@@ -122,7 +121,7 @@ impl Drainer {
             {
                 // The next body begun and the rest of the record stay on disk too.
                 let rest = (cutter.len() + points.len()) as u64;
-                self.ctx.ledger.in_flight_back_to_spool(rest);
+                self.ctx.emit(BackToSpool { points: rest });
                 return Settled::LeftInSpool;
             }
         }

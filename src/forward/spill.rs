@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::Origin;
 use crate::accounting::{DropReason, Ledger};
 use crate::buffer::Buffer;
-use crate::events::{InFlightDropped, LogLimits};
+use crate::events::{InFlightDropped, InternalEvent, LogLimits};
 use crate::model::Datapoint;
 use crate::spool::{Refused, Spool};
 

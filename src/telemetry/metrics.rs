@@ -1,17 +1,16 @@
 //! Prometheus metrics. Counts and gauges are read from the [`Ledger`], the buffer and the auth
 //! provider at scrape time by a collector, so nothing is counted twice and the numbers on
-//! `/metrics` are the very numbers the invariants are tested on. Only what the ledger cannot
-//! hold (distributions) lives here as instruments: request durations and batch sizes.
+//! `/metrics` are the very numbers the invariants are tested on. The distributions (request
+//! durations, batch sizes) are the ledger's `Instruments`, recorded by events like every other
+//! count: this module only registers and encodes.
 //! Encoding is `prometheus-client`'s (OpenMetrics text).
 
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::accounting::Ledger;
@@ -20,55 +19,15 @@ use crate::buffer::Buffer;
 use crate::forward::SpillPolicy;
 use crate::spool::Spool;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusClass {
-    /// `2xx`, `4xx`, `5xx`, or `error` when no answer came.
-    pub status_class: &'static str,
-}
-
-/// Distributions recorded by the delivery path.
-#[derive(Debug)]
-pub struct Instruments {
-    pub request_duration: Family<StatusClass, Histogram>,
-    pub batch_size: Histogram,
-}
-
-impl Default for Instruments {
-    fn default() -> Self {
-        Self {
-            request_duration: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            }),
-            batch_size: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
-        }
-    }
-}
-
-impl Instruments {
-    pub fn observe_request(&self, status: Option<u16>, seconds: f64, datapoints: usize) {
-        let status_class = match status {
-            Some(200..=299) => "2xx",
-            Some(300..=399) => "3xx",
-            Some(400..=499) => "4xx",
-            Some(_) => "5xx",
-            None => "error",
-        };
-        self.request_duration
-            .get_or_create(&StatusClass { status_class })
-            .observe(seconds);
-        self.batch_size.observe(datapoints as f64);
-    }
-}
-
 /// Builds the registry behind `/metrics`.
 pub fn registry(
-    instruments: &Instruments,
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
     spill: Arc<SpillPolicy>,
 ) -> Registry {
     let mut registry = Registry::with_prefix("blueflood_forward");
+    let instruments = ledger.instruments();
     registry.register_with_unit(
         "request_duration",
         "Duration of requests to Blueflood, by status class",
@@ -80,6 +39,7 @@ pub fn registry(
         "Datapoints per request to Blueflood",
         instruments.batch_size.clone(),
     );
+    // Registered clones share the ledger's histograms (prometheus-client's are `Arc` inside).
     registry.register_collector(Box::new(LedgerCollector {
         ledger,
         buffer,

@@ -1,10 +1,6 @@
 //! Delivery's events: requests started, finished, stored or failed; points delivered, dropped
 //! in flight or handed back to the spool; retries and why they are loud; no request possible
 //! (no token).
-//!
-//! `forward/` still calls several ledger mutators directly and emits three events without
-//! the trait in scope; until it is converted (#15) those three keep an inherent `emit` of the
-//! shape forward calls, and the events for its direct calls are defined here, ready.
 
 use std::time::Duration;
 
@@ -22,14 +18,26 @@ impl InternalEvent for RequestStarted {
     }
 }
 
-/// A request to Blueflood has its answer (or gave up).
-pub struct RequestFinished;
+/// A request to Blueflood has its answer, or failed, or was abandoned at the deadline.
+pub struct RequestFinished {
+    /// The answer's status; `None` when the request failed without one.
+    pub status: Option<u16>,
+    pub seconds: f64,
+    pub points: usize,
+    /// The deadline abandoned it: not a request outcome, so not in the distributions.
+    pub abandoned: bool,
+}
 
 impl InternalEvent for RequestFinished {
     type Output = ();
 
     fn emit(self, ledger: &Ledger, _: &LogLimits) {
         ledger.request_finished();
+        if !self.abandoned {
+            ledger
+                .instruments()
+                .observe_request(self.status, self.seconds, self.points);
+        }
     }
 }
 
@@ -132,14 +140,6 @@ impl InternalEvent for InFlightDropped<'_> {
     }
 }
 
-impl InFlightDropped<'_> {
-    // still called directly by forward/ until it is converted (#15)
-    #[inline]
-    pub fn emit(self, ledger: &Ledger, limits: &LogLimits) {
-        InternalEvent::emit(self, ledger, limits);
-    }
-}
-
 /// Why a retry is logged as an error rather than a warning: our configuration, or the server
 /// in Blueflood's place, is wrong, and waiting alone will not fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,14 +216,6 @@ impl InternalEvent for DeliveryRetry<'_> {
     }
 }
 
-impl DeliveryRetry<'_> {
-    // still called directly by forward/ until it is converted (#15)
-    #[inline]
-    pub fn emit(self, ledger: &Ledger, limits: &LogLimits) {
-        InternalEvent::emit(self, ledger, limits);
-    }
-}
-
 /// A server asked (`Retry-After`) for a longer wait than `retry_after_max`: the wait is cut.
 pub struct RetryAfterCapped {
     pub asked: Duration,
@@ -239,12 +231,6 @@ impl InternalEvent for RetryAfterCapped {
 }
 
 impl RetryAfterCapped {
-    // still called directly by forward/ until it is converted (#15); it counts nothing, so
-    // this shape needs no ledger
-    pub fn emit(self, limits: &LogLimits) {
-        self.log(limits);
-    }
-
     fn log(&self, limits: &LogLimits) {
         if let Some(suppressed) = limits.retry_after_capped.check() {
             tracing::warn!(
