@@ -253,12 +253,7 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         ledger: ledger.clone(),
         buffer: buffer.clone(),
         auth: auth.clone(),
-        registry: metrics::registry(
-            ledger.clone(),
-            buffer.clone(),
-            auth,
-            spill.clone(),
-        ),
+        registry: metrics::registry(ledger.clone(), buffer.clone(), auth, spill.clone()),
         buffer_policy: settings.buffer.policy,
         spill,
         token: settings.admin.token.clone(),
