@@ -271,31 +271,9 @@ impl Spool {
             let Some(store) = guard.as_mut() else {
                 return (points, 0, Ok(Evicted::default()), None);
             };
-            let now = unix_ms();
-            let mut evicted = Evicted::default();
-            let mut written = 0;
-            for chunk in points.chunks(RECORD_POINTS) {
-                match store.append(chunk, now) {
-                    Ok(Appended::Stored {
-                        evicted_segments,
-                        evicted_points,
-                    }) => {
-                        evicted.segments += evicted_segments;
-                        evicted.points += evicted_points;
-                        written += chunk.len();
-                    }
-                    Ok(Appended::Full) => {
-                        evicted.full = true;
-                        break;
-                    }
-                    Err(e) => {
-                        let stats = Some(store.stats());
-                        return (points, written, Err((e, evicted)), stats);
-                    }
-                }
-            }
+            let (written, result) = append_all(store, &points);
             let stats = Some(store.stats());
-            (points, written, Ok(evicted), stats)
+            (points, written, result, stats)
         })
         .await
         .unwrap_or_else(|e| {
@@ -475,6 +453,35 @@ impl Spool {
     pub fn has_unread(&self) -> bool {
         self.status_lock().unread_points > 0
     }
+}
+
+/// Appends `points` as records of at most [`RECORD_POINTS`], stopping at the first that does
+/// not fit (`block`) or fails: how many were written, and what was evicted to make room.
+fn append_all(
+    store: &mut Store,
+    points: &[Datapoint],
+) -> (usize, Result<Evicted, (StoreError, Evicted)>) {
+    let now = unix_ms();
+    let mut evicted = Evicted::default();
+    let mut written = 0;
+    for chunk in points.chunks(RECORD_POINTS) {
+        match store.append(chunk, now) {
+            Ok(Appended::Stored {
+                evicted_segments,
+                evicted_points,
+            }) => {
+                evicted.segments += evicted_segments;
+                evicted.points += evicted_points;
+                written += chunk.len();
+            }
+            Ok(Appended::Full) => {
+                evicted.full = true;
+                break;
+            }
+            Err(e) => return (written, Err((e, evicted))),
+        }
+    }
+    (written, Ok(evicted))
 }
 
 fn lock(store: &Mutex<Option<Store>>) -> MutexGuard<'_, Option<Store>> {
