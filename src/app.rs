@@ -1,6 +1,6 @@
 //! Wires the pieces into a running forwarder and shuts it down in order.
 //!
-//! Start, in two steps: [`bind`] builds everything and binds every socket (the admin port
+//! Start, in two steps: [`bind()`] builds everything and binds every socket (the admin port
 //! first, so probes are answered — "starting" — while the spool is recovered and the rest
 //! binds); whatever can fail fails
 //! there, before any datapoint is read. [`Starting::run`] then starts ingest and delivery and
@@ -176,7 +176,7 @@ fn finished(
     joined.unwrap_or_else(|_| ledger.snapshot())
 }
 
-/// [`bind`] then [`Starting::run`]. Must run inside a Tokio runtime.
+/// [`bind()`] then [`Starting::run`]. Must run inside a Tokio runtime.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
     Ok(bind(settings).await?.run())
 }

@@ -128,7 +128,7 @@ impl ReadBuf {
     }
 
     /// Before a read: room for at least one chunk, in an allocation kept proportionate to what
-    /// the buffer holds (see [`SHRINK_ABOVE`]).
+    /// the buffer holds (see `SHRINK_ABOVE`).
     pub fn make_room(&mut self) {
         let len = self.buf.len();
         if self.high_water > SHRINK_ABOVE && len <= self.high_water / 2 {

@@ -45,12 +45,19 @@ async fn send_lines(f: &Forwarder, stem: &str, from: usize, n: usize) {
     support::send_tcp(f.addr(Protocol::LineTcp), text.as_bytes()).await;
 }
 
+/// Bytes in the spool's segment files now. The forwarder may evict a segment while this reads
+/// the directory (a live batch still in flight can be spilled at any time): a file gone
+/// between listing and `stat` holds nothing.
 fn spool_bytes_on_disk(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry"))
         .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        .map(|e| e.metadata().expect("meta").len())
+        .map(|e| match e.metadata() {
+            Ok(m) => m.len(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(err) => panic!("stat {}: {err}", e.path().display()),
+        })
         .sum()
 }
 

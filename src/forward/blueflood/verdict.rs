@@ -26,7 +26,7 @@ pub const OTHER_ANSWER_LIMIT: usize = 8 * 1024;
 
 /// The most bytes worth reading of an answer with `status` to a request of `points` points
 /// whose JSON is `json_len` bytes, for a tenant of `tenant_len` bytes. Only 207 and 400 list
-/// points, each at most [`MAX_ERRORS_PER_POINT`] times, each time with the tenant and the name
+/// points, each at most `MAX_ERRORS_PER_POINT` times, each time with the tenant and the name
 /// (escaped as in our body: Jackson escapes the same characters), so a longer answer is not
 /// Blueflood's.
 pub fn answer_limit(status: u16, json_len: usize, points: usize, tenant_len: usize) -> usize {
