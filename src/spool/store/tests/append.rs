@@ -7,7 +7,7 @@ use crate::spool::record;
 
 #[test]
 fn round_trip_across_many_segments_keeps_order() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let (mut s, rec) = open(tmp.path(), opts(300, 1 << 30));
     assert_eq!(rec.segments, 0);
     assert!(rec.checkpoint_missing_or_corrupt);
@@ -27,7 +27,7 @@ fn round_trip_across_many_segments_keeps_order() {
     assert_eq!(st.unread_points, points_of(0..60));
     // No record here is bigger than a segment, so every segment stays within segment_bytes.
     for p in seg_files(tmp.path()) {
-        assert!(fs::metadata(&p).unwrap().len() <= 300, "{p:?}");
+        assert!(fs::metadata(&p).expect("stat").len() <= 300, "{p:?}");
     }
     let recs = read_all(&mut s);
     assert_eq!(batches(&recs), (0..60).collect::<Vec<_>>());
@@ -35,7 +35,7 @@ fn round_trip_across_many_segments_keeps_order() {
     assert_eq!(s.stats().unread_points, 0);
     assert_eq!(s.stats().unacked_records, 60);
     for r in &recs {
-        s.ack(r.id).unwrap();
+        s.ack(r.id).expect("ack");
     }
     // Only the active segment is left: sealed segments go once fully acked.
     assert_eq!(s.stats().segments, 1);
@@ -46,7 +46,7 @@ fn round_trip_across_many_segments_keeps_order() {
 
 #[test]
 fn too_large_records_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let mut o = opts(1 << 20, 1 << 20);
     o.max_record_bytes = 100;
     let (mut s, _) = open(tmp.path(), o.clone());
@@ -62,7 +62,7 @@ fn too_large_records_are_refused() {
     // Bigger than the whole spool.
     o.max_record_bytes = MIB;
     o.max_bytes = 100;
-    let tmp2 = tempfile::tempdir().unwrap();
+    let tmp2 = tempfile::tempdir().expect("tempdir");
     let (mut s2, _) = open(tmp2.path(), o);
     assert!(matches!(
         s2.append(&long, 0),
@@ -71,9 +71,9 @@ fn too_large_records_are_refused() {
     assert!(seg_files(tmp.path()).is_empty());
     assert!(seg_files(tmp2.path()).is_empty());
     // A record bigger than segment_bytes goes alone into its own segment.
-    let tmp3 = tempfile::tempdir().unwrap();
+    let tmp3 = tempfile::tempdir().expect("tempdir");
     let (mut s3, _) = open(tmp3.path(), opts(50, 1 << 20));
-    s3.append(&long, 0).unwrap();
-    s3.append(&long, 0).unwrap();
+    s3.append(&long, 0).expect("append");
+    s3.append(&long, 0).expect("append");
     assert_eq!(s3.stats().segments, 2);
 }

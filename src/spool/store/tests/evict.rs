@@ -6,7 +6,7 @@ use crate::spool::record;
 
 #[test]
 fn drop_oldest_stays_within_max_bytes_and_counts_evictions() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let max_bytes = 1_000;
     let (mut s, _) = open(tmp.path(), opts(250, max_bytes));
     let mut appended = 0;
@@ -32,7 +32,7 @@ fn drop_oldest_stays_within_max_bytes_and_counts_evictions() {
         if i % 7 == 0 {
             if let Some(id) = held.take() {
                 // Its segment may have been evicted meanwhile: then the ack is a no-op.
-                s.ack(id).unwrap();
+                s.ack(id).expect("ack");
             }
             if let Some(r) = next(&mut s) {
                 read += r.points.len() as u64;
@@ -50,7 +50,7 @@ fn drop_oldest_stays_within_max_bytes_and_counts_evictions() {
 
 #[test]
 fn drop_oldest_evicts_a_lone_active_segment_after_sealing_it() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let one = (MAGIC.len() + record::encoded_len(&batch(2))) as u64;
     // Room for one record only; segments could hold many.
     let (mut s, _) = open(tmp.path(), opts(1 << 20, one + 10));
@@ -68,11 +68,11 @@ fn drop_oldest_evicts_a_lone_active_segment_after_sealing_it() {
 
 #[test]
 fn evicted_in_flight_records_are_dropped_and_their_ack_is_a_no_op() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let one = (MAGIC.len() + record::encoded_len(&batch(0))) as u64;
     let (mut s, _) = open(tmp.path(), opts(1 << 20, one + 10));
     append(&mut s, 0);
-    let r = next(&mut s).unwrap();
+    let r = next(&mut s).expect("a record to read");
     assert_eq!(s.stats().unacked_records, 1);
     assert_eq!(
         append(&mut s, 3),
@@ -82,7 +82,7 @@ fn evicted_in_flight_records_are_dropped_and_their_ack_is_a_no_op() {
         }
     );
     assert_eq!(s.stats().unacked_records, 0);
-    s.ack(r.id).unwrap();
+    s.ack(r.id).expect("ack");
     assert_eq!(batches(&read_all(&mut s)), vec![3]);
 }
 
@@ -90,7 +90,7 @@ fn evicted_in_flight_records_are_dropped_and_their_ack_is_a_no_op() {
 fn block_returns_full_and_writes_nothing() {
     // Several segments, then one segment that never reaches segment_bytes.
     for segment_bytes in [250, 1 << 20] {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("tempdir");
         let mut o = opts(segment_bytes, 1_000);
         o.full_policy = FullPolicy::Block;
         let (mut s, _) = open(tmp.path(), o);
@@ -104,7 +104,7 @@ fn block_returns_full_and_writes_nothing() {
         let contents = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
             seg_files(dir)
                 .into_iter()
-                .map(|p| (p.clone(), fs::read(&p).unwrap()))
+                .map(|p| (p.clone(), fs::read(&p).expect("read file")))
                 .collect()
         };
         let before = contents(tmp.path());
@@ -114,7 +114,7 @@ fn block_returns_full_and_writes_nothing() {
         // Once everything is delivered there is room again, even the space of an active
         // segment that would otherwise never rotate.
         for r in read_all(&mut s) {
-            s.ack(r.id).unwrap();
+            s.ack(r.id).expect("ack");
         }
         if segment_bytes == 1 << 20 {
             // The emptied segment was dropped whole: the spool holds as much as at the start.

@@ -146,13 +146,13 @@ fn a_directory_that_cannot_be_written_is_replayed_and_left_as_it_was() {
 
 #[test]
 fn failing_segment_creation_is_an_io_error_naming_the_path() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let one = record::encoded_len(&batch(0)) as u64;
     // Each record fills a segment.
     let (mut s, _) = open(tmp.path(), opts(MAGIC_LEN + one, 1 << 30));
     append(&mut s, 0);
     let blocker = tmp.path().join("00000000000000000001.seg");
-    fs::create_dir(&blocker).unwrap();
+    fs::create_dir(&blocker).expect("create dir");
     match s.append(&batch(1), 1_001) {
         Err(StoreError::Io { op, path, .. }) => {
             assert_eq!(op, "create segment");
@@ -161,7 +161,7 @@ fn failing_segment_creation_is_an_io_error_naming_the_path() {
         other => panic!("{other:?}"),
     }
     assert_eq!(batches(&read_all(&mut s)), vec![0]);
-    fs::remove_dir(&blocker).unwrap();
+    fs::remove_dir(&blocker).expect("remove dir");
     append(&mut s, 3);
     assert_eq!(batches(&read_all(&mut s)), vec![3]);
     drop(s);
@@ -173,7 +173,10 @@ fn failing_segment_creation_is_an_io_error_naming_the_path() {
 #[test]
 fn segment_writer_reports_a_failed_write_and_keeps_its_length() {
     let path = PathBuf::from("/dev/full");
-    let file = OpenOptions::new().append(true).open(&path).unwrap();
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open segment");
     let mut w = SegmentWriter {
         file,
         path: path.clone(),

@@ -7,7 +7,7 @@ use crate::spool::record::{self, HEADER_BYTES};
 
 #[test]
 fn reopen_replays_exactly_the_unacked_records() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let replay_from;
     {
         let (mut s, _) = open(tmp.path(), opts(300, 1 << 30));
@@ -16,11 +16,11 @@ fn reopen_replays_exactly_the_unacked_records() {
         }
         let recs = read_all(&mut s);
         for r in &recs[..17] {
-            s.ack(r.id).unwrap();
+            s.ack(r.id).expect("ack");
         }
-        s.sync().unwrap();
+        s.sync().expect("sync");
         // Acked after the last sync: replayed (duplicates, never losses).
-        s.ack(recs[17].id).unwrap();
+        s.ack(recs[17].id).expect("ack");
         replay_from = if recs[18].id.segment == recs[17].id.segment {
             17
         } else {
@@ -45,34 +45,34 @@ fn reopen_replays_exactly_the_unacked_records() {
 
 #[test]
 fn appends_after_reopen_go_to_a_new_segment() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     {
         let (mut s, _) = open(tmp.path(), big());
         append(&mut s, 0);
     }
-    let before = fs::read(&seg_files(tmp.path())[0]).unwrap();
+    let before = fs::read(&seg_files(tmp.path())[0]).expect("read segment");
     let (mut s, rec) = open(tmp.path(), big());
     assert_eq!(rec.records, 1);
     append(&mut s, 1);
     let files = seg_files(tmp.path());
     assert_eq!(files.len(), 2);
-    assert_eq!(fs::read(&files[0]).unwrap(), before);
+    assert_eq!(fs::read(&files[0]).expect("read file"), before);
     assert!(files[1].ends_with("00000000000000000001.seg"));
     assert_eq!(batches(&read_all(&mut s)), vec![0, 1]);
 }
 
 #[test]
 fn segment_numbers_are_never_reused_below_the_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     {
         let (mut s, _) = open(tmp.path(), opts(100, 1 << 30));
         for i in 0..5 {
             append(&mut s, i);
         }
         for r in read_all(&mut s) {
-            s.ack(r.id).unwrap();
+            s.ack(r.id).expect("ack");
         }
-        s.sync().unwrap();
+        s.sync().expect("sync");
     }
     // Everything acked: the last segment goes too, and only the checkpoint remembers numbers.
     let (_, rec) = open(tmp.path(), opts(100, 1 << 30));
@@ -90,7 +90,7 @@ fn segment_numbers_are_never_reused_below_the_checkpoint() {
 
 #[test]
 fn torn_tail_at_every_offset_of_the_last_record() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");
     let ids: Vec<RecordId>;
     {
@@ -101,19 +101,22 @@ fn torn_tail_at_every_offset_of_the_last_record() {
         ids = read_all(&mut s).iter().map(|r| r.id).collect();
     }
     let seg_name = "00000000000000000000.seg";
-    let full = fs::read(src.join(seg_name)).unwrap();
+    let full = fs::read(src.join(seg_name)).expect("read segment");
     let last = ids[2].offset as usize;
     for cut in last..full.len() {
         let dir = tmp.path().join(format!("cut{cut}"));
-        fs::create_dir(&dir).unwrap();
-        fs::write(dir.join(seg_name), &full[..cut]).unwrap();
+        fs::create_dir(&dir).expect("create dir");
+        fs::write(dir.join(seg_name), &full[..cut]).expect("write torn segment");
         {
             let (mut s, rec) = open(&dir, big());
             assert_eq!(rec.records, 2, "cut at {cut}");
             let torn = (cut > last) as u64;
             assert_eq!(rec.corrupt_records, torn, "cut at {cut}");
             assert_eq!(rec.corrupt_bytes, (cut - last) as u64, "cut at {cut}");
-            assert_eq!(fs::metadata(dir.join(seg_name)).unwrap().len(), last as u64);
+            assert_eq!(
+                fs::metadata(dir.join(seg_name)).expect("stat").len(),
+                last as u64
+            );
             assert_eq!(batches(&read_all(&mut s)), vec![0, 1]);
             append(&mut s, 9);
         }
@@ -125,7 +128,7 @@ fn torn_tail_at_every_offset_of_the_last_record() {
 
 #[test]
 fn bit_flip_found_at_open_cuts_the_rest_of_that_segment_only() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let ids: Vec<RecordId>;
     {
         let (mut s, _) = open(tmp.path(), opts(400, 1 << 30));
@@ -137,13 +140,13 @@ fn bit_flip_found_at_open_cuts_the_rest_of_that_segment_only() {
     let in_first = ids.iter().filter(|id| id.segment == 0).count();
     assert!(in_first >= 4);
     let first = seg_files(tmp.path())[0].clone();
-    let first_len = fs::metadata(&first).unwrap().len();
+    let first_len = fs::metadata(&first).expect("stat").len();
     // Inside the third record's payload.
     flip_byte(&first, ids[2].offset + 12);
     let (mut s, rec) = open(tmp.path(), opts(400, 1 << 30));
     assert_eq!(rec.corrupt_records, 1);
     assert_eq!(rec.corrupt_bytes, first_len - ids[2].offset);
-    assert_eq!(fs::metadata(&first).unwrap().len(), ids[2].offset);
+    assert_eq!(fs::metadata(&first).expect("stat").len(), ids[2].offset);
     let expected: Vec<u64> = (0..2).chain(in_first as u64..30).collect();
     assert_eq!(rec.records, expected.len() as u64);
     assert_eq!(
@@ -156,22 +159,22 @@ fn bit_flip_found_at_open_cuts_the_rest_of_that_segment_only() {
 #[test]
 fn corrupt_or_missing_checkpoint_replays_everything() {
     for damage in ["flip", "short", "missing"] {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("tempdir");
         {
             let (mut s, _) = open(tmp.path(), big());
             for i in 0..10 {
                 append(&mut s, i);
             }
             let recs = read_all(&mut s);
-            s.ack(recs[0].id).unwrap();
-            s.ack(recs[1].id).unwrap();
-            s.sync().unwrap();
+            s.ack(recs[0].id).expect("ack");
+            s.ack(recs[1].id).expect("ack");
+            s.sync().expect("sync");
         }
         let ack = tmp.path().join("ack");
         match damage {
             "flip" => flip_byte(&ack, 3),
-            "short" => fs::write(&ack, [0u8; 19]).unwrap(),
-            _ => fs::remove_file(&ack).unwrap(),
+            "short" => fs::write(&ack, [0u8; 19]).expect("write file"),
+            _ => fs::remove_file(&ack).expect("remove file"),
         }
         let (mut s, rec) = open(tmp.path(), big());
         assert!(rec.checkpoint_missing_or_corrupt, "{damage}");
@@ -182,7 +185,7 @@ fn corrupt_or_missing_checkpoint_replays_everything() {
 
 #[test]
 fn checkpoint_off_a_record_boundary_replays_its_segment() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let ids: Vec<RecordId>;
     {
         let (mut s, _) = open(tmp.path(), big());
@@ -193,7 +196,7 @@ fn checkpoint_off_a_record_boundary_replays_its_segment() {
     }
     let ack = tmp.path().join("ack");
     // On a boundary: honoured.
-    fs::write(&ack, encode_checkpoint(ids[2])).unwrap();
+    fs::write(&ack, encode_checkpoint(ids[2])).expect("write checkpoint");
     {
         let (mut s, rec) = open(tmp.path(), big());
         assert!(!rec.checkpoint_missing_or_corrupt);
@@ -201,7 +204,7 @@ fn checkpoint_off_a_record_boundary_replays_its_segment() {
     }
     for offset in [ids[2].offset + 1, 3] {
         let c = RecordId { segment: 0, offset };
-        fs::write(&ack, encode_checkpoint(c)).unwrap();
+        fs::write(&ack, encode_checkpoint(c)).expect("write checkpoint");
         let (mut s, rec) = open(tmp.path(), big());
         assert!(rec.checkpoint_missing_or_corrupt, "{offset}");
         assert_eq!(batches(&read_all(&mut s)), vec![0, 1, 2, 3]);
@@ -210,7 +213,7 @@ fn checkpoint_off_a_record_boundary_replays_its_segment() {
 
 #[test]
 fn bad_magic_segment_is_deleted_and_counted() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     {
         let (mut s, _) = open(tmp.path(), opts(200, 1 << 30));
         for i in 0..12 {
@@ -219,10 +222,10 @@ fn bad_magic_segment_is_deleted_and_counted() {
     }
     let files = seg_files(tmp.path());
     assert!(files.len() >= 3);
-    let bad_len = fs::metadata(&files[0]).unwrap().len();
+    let bad_len = fs::metadata(&files[0]).expect("stat").len();
     flip_byte(&files[0], 0);
     // A crash right after creating a segment leaves it without (all of) its magic.
-    fs::write(&files[2], b"BFSP").unwrap();
+    fs::write(&files[2], b"BFSP").expect("write file");
     let (mut s, rec) = open(tmp.path(), opts(200, 1 << 30));
     assert_eq!(rec.corrupt_records, 2);
     assert_eq!(rec.corrupt_bytes, bad_len + 4);
@@ -232,12 +235,12 @@ fn bad_magic_segment_is_deleted_and_counted() {
     assert_eq!(got.len() as u64, rec.records);
     assert!(!got.contains(&0));
     assert!(got.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(*got.last().unwrap(), 11);
+    assert_eq!(*got.last().expect("points read back"), 11);
 }
 
 #[test]
 fn record_over_max_record_bytes_on_disk_is_corrupt() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     {
         let (mut s, _) = open(tmp.path(), big());
         append(&mut s, 0);
@@ -254,12 +257,12 @@ fn record_over_max_record_bytes_on_disk_is_corrupt() {
 
 #[test]
 fn second_open_of_a_locked_dir_fails() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
     let (s, _) = open(tmp.path(), big());
     assert!(matches!(
         Store::open(tmp.path(), big()),
         Err(StoreError::Locked { path }) if path == tmp.path()
     ));
     drop(s);
-    Store::open(tmp.path(), big()).unwrap();
+    Store::open(tmp.path(), big()).expect("open");
 }
