@@ -72,8 +72,8 @@ pub struct Starting {
     logs: Arc<LogLimits>,
     buffer: Arc<Buffer>,
     health: Arc<Health>,
+    /// Holds the spool, when configured (`delivery.spill.spool()`).
     delivery: Arc<DeliveryContext>,
-    spool: Option<Arc<Spool>>,
     abort: CancellationToken,
     admin_stop: CancellationToken,
 }
@@ -306,7 +306,6 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         buffer,
         health,
         delivery,
-        spool,
         abort,
         admin_stop,
     })
@@ -326,10 +325,10 @@ impl Starting {
             buffer,
             health,
             delivery,
-            spool,
             abort,
             admin_stop,
         } = self;
+        let spool = delivery.spill.spool().cloned();
         let shutdown = CancellationToken::new();
         let inputs_done = CancellationToken::new();
 
@@ -433,7 +432,6 @@ impl Starting {
             abort,
             flusher,
             drainer,
-            spool,
             ledger: ledger.clone(),
             delivery: supervisor_delivery,
             admin_stop,

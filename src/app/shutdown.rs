@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
 use crate::forward::DeliveryContext;
-use crate::spool::Spool;
 
 /// Cuts a shutdown short: the deadline is now. `why` (the signal's name) is set first, for the
 /// last log line.
@@ -46,7 +45,6 @@ pub(super) struct Supervised {
     pub abort: CancellationToken,
     pub flusher: JoinHandle<()>,
     pub drainer: Option<JoinHandle<()>>,
-    pub spool: Option<Arc<Spool>>,
     pub ledger: Arc<Ledger>,
     pub delivery: Arc<DeliveryContext>,
     pub admin_stop: CancellationToken,
@@ -71,7 +69,6 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
         abort,
         mut flusher,
         drainer,
-        spool,
         ledger,
         delivery,
         admin_stop,
@@ -100,7 +97,7 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
     if let Some(drainer) = drainer {
         let _ = drainer.await;
     }
-    if let Some(spool) = &spool {
+    if let Some(spool) = delivery.spill.spool() {
         spool.close().await;
     }
     let s = ledger.snapshot();

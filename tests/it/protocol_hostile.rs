@@ -237,15 +237,21 @@ fn binunicode(s: &[u8]) -> Vec<u8> {
     v
 }
 
-#[test]
-fn big_memoised_string_fetched_100k_times_is_shared() {
+/// A list holding one memoised 60 KiB string, then `fetches` memo fetches of it.
+fn memo_fetches(fetches: usize) -> Vec<u8> {
     let mut p = b"\x80\x02]q\x00".to_vec();
     p.extend(binunicode(&vec![b'x'; 60 * 1024]));
     p.extend_from_slice(b"q\x010(");
-    for _ in 0..100_000 {
+    for _ in 0..fetches {
         p.extend_from_slice(b"h\x01");
     }
     p.extend_from_slice(b"e.");
+    p
+}
+
+#[test]
+fn big_memoised_string_fetched_100k_times_is_shared() {
+    let p = memo_fetches(100_000);
     let out = decode(&p).unwrap();
     assert_eq!(out.len(), 100_000);
     assert!(out.iter().all(|r| *r == Err(PointError::Shape)));
@@ -495,13 +501,7 @@ fn mutated_valid_frames_never_panic() {
 /// serde-pickle deep-clones memoised values on every fetch: a 64 KiB frame expands ~1000x.
 #[test]
 fn serde_pickle_memo_fetch_deep_copies() {
-    let mut p = b"\x80\x02]q\x00".to_vec();
-    p.extend(binunicode(&vec![b'x'; 60 * 1024]));
-    p.extend_from_slice(b"q\x010(");
-    for _ in 0..1000 {
-        p.extend_from_slice(b"h\x01");
-    }
-    p.extend_from_slice(b"e.");
+    let p = memo_fetches(1000);
     let v = serde_pickle::value_from_slice(&p, serde_pickle::DeOptions::new()).unwrap();
     let serde_pickle::Value::List(items) = v else {
         panic!("not a list")
