@@ -28,11 +28,25 @@ PKGS=(
 probe='import attr, mimic.tap, mimic.resource; assert attr.__version__ == "23.2.0", attr.__version__'
 
 if [ ! -x "$VENV/bin/twistd" ] || ! "$VENV/bin/python" -c "$probe" 2>/dev/null; then
+  # A bare Debian 12 has neither python3 nor its venv module (package python3-venv).
+  if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "== mimic: installing python3 python3-venv (apt)"
+      apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv)
+      "${apt[@]}" >/dev/null 2>&1 || { apt-get update -qq && "${apt[@]}" >/dev/null; }
+    else
+      echo "real-mimic: $PYTHON cannot make a virtualenv (Debian: apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
   echo "== mimic: creating $VENV (mimic 2.2.0, attrs 23.2.0, Twisted 26.10.0)"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${PKGS[@]}"
   "$VENV/bin/pip" check --disable-pip-version-check
+  # Twisted writes its plugin cache (dropin.cache) on the first look at the plugins: once
+  # here, instead of by the first tests' mimics at once.
+  PYTHONWARNINGS=ignore "$VENV/bin/twistd" mimic --help >/dev/null
 fi
 "$VENV/bin/python" -W ignore -c "$probe"'
 import importlib.metadata as m, sys
