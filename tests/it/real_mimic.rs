@@ -1,9 +1,11 @@
 //! Rackspace identity (v2 API key, `--auth-method rax-kskey`) against Rackspace's own mock,
 //! PyPI `mimic` 2.2.0 (a child process: `support::mimic`), through the real binary: `check`
 //! passes and prints neither key nor token; a delivery to the Blueflood double carries the
-//! token mimic issued as `X-Auth-Token`; a 401 mimic injects for the user fails `check`
-//! clearly, and a running forwarder under load backs off (logins counted in mimic's own
-//! access log), loses nothing, and delivers everything once the injection is removed.
+//! token mimic issued as `X-Auth-Token`, with one login, undisturbed when mimic starts
+//! refusing the user mid-run (the cached token is still valid); a 401 mimic injects for the
+//! user fails `check` clearly, and a forwarder started under it backs off under load (logins
+//! counted in mimic's own access log), loses nothing, and delivers everything once the
+//! injection is removed.
 //!
 //! mimic accepts any API key for any user, so this proves the wire format (request body,
 //! answer, token, `expires` with mimic's `-05:00` offset) and the 401 path, not key checking.
@@ -198,7 +200,12 @@ async fn delivery_carries_the_token_mimic_issued() {
             &url,
         ],
     );
-    let sent = rc::line_load(c.line, "mimic", 10, 100, Duration::from_millis(20)).await;
+    let first = rc::line_load(c.line, "mimic", 5, 100, Duration::from_millis(20)).await;
+    c.settle(first, Duration::from_secs(60)).await;
+    // mimic now refuses this user: a forwarder holding a valid token does not notice (it
+    // does not log in again before the token is due for refresh).
+    mimic.fail_logins("^bff-deliver$", 401).await;
+    let sent = first + rc::line_load(c.line, "later", 5, 100, Duration::from_millis(20)).await;
     let s = c.settle(sent, Duration::from_secs(60)).await;
     let log = c.log_lines().join("\n");
     c.stop(Duration::from_secs(30)).await;
