@@ -26,10 +26,12 @@ if [ ! -x "$PROMETHEUS" ] || [ ! -x "$PROMTOOL" ]; then
     trap 'rm -f "$policy"' EXIT
   fi
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-cache policy prometheus 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-    timeout 300 apt-get update -qq
+  # Read whole before matching: `grep -q` stopping early would fail the pipe under pipefail.
+  candidate=$(apt-cache policy prometheus 2>/dev/null || true)
+  if [[ $candidate != *"Candidate: "[0-9]* ]]; then
+    timeout 300 apt-get -o DPkg::Lock::Timeout=120 update -qq
   fi
-  timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  timeout 600 apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends prometheus >/dev/null
   if [ -e "$policy" ] && grep -q 'scripts/real-prometheus.sh' "$policy"; then
     rm -f "$policy"
   fi
@@ -41,6 +43,9 @@ if [ ! -x "$PROMETHEUS" ] || [ ! -x "$PROMTOOL" ]; then
     /etc/init.d/prometheus stop || kill "$(cat /run/prometheus/prometheus.pid)"
   fi
 fi
+for p in "$PROMETHEUS" "$PROMTOOL"; do
+  [ -x "$p" ] || { echo "real-prometheus.sh: $p is not an executable (BFF_PROMETHEUS / BFF_PROMTOOL?)" >&2; exit 1; }
+done
 echo "== real prometheus: $("$PROMETHEUS" --version 2>&1 | head -1)"
 echo "== real prometheus: $("$PROMTOOL" --version 2>&1 | head -1)"
 
