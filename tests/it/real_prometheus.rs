@@ -388,10 +388,12 @@ impl Prometheus {
         r[0].1
     }
 
-    /// Waits (bounded) until `job` has been scraped at or after `after` (seconds since the
-    /// epoch): the timestamp of its `up` sample is the scrape's start, so the values of that
-    /// scrape were read after `after`.
+    /// Waits (bounded) until `job` has been scraped after `after` (seconds since the epoch):
+    /// the timestamp of its `up` sample is the scrape's start, so the values of that scrape were
+    /// read after `after`. Prometheus may move a scrape's timestamp onto its schedule by a few
+    /// milliseconds, hence the margin (it costs at most one more scrape).
     async fn scraped_since(&self, job: &str, after: f64) {
+        let after = after + 0.05;
         let q = format!("timestamp(up{{job=\"{job}\"}})");
         let end = Instant::now() + WAIT;
         loop {
