@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Prometheus and promtool for tests/it/real_prometheus.rs: installs Debian's `prometheus`
+# A real Prometheus and promtool for tests/it/real_prometheus/: installs Debian's `prometheus`
 # package (2.42 on Debian 12; /usr/bin/prometheus and /usr/bin/promtool) when either is missing,
 # without letting its service start (nothing here may listen beyond what a test starts and stops
 # by pid), prints the versions, then runs the test with the prerequisite required, so a missing

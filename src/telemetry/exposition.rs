@@ -30,7 +30,6 @@ pub enum ExpositionError {
 struct Family<'a> {
     name: &'a str,
     kind: Kind,
-    help: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,18 +80,17 @@ impl Kind {
 pub fn classic_from_openmetrics(text: &str) -> Result<String, ExpositionError> {
     let mut out = String::with_capacity(text.len());
     let mut family: Option<Family<'_>> = None;
+    // `# HELP name text`, waiting for its `# TYPE` (which prometheus-client writes next).
+    let mut help: Option<(&str, &str)> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.is_empty() || raw == "# EOF" {
             continue;
         }
         if let Some(rest) = raw.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            family = Some(Family {
-                name,
-                kind: Kind::Gauge,
-                help: Some(help),
-            });
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            // Until its TYPE, a sample belongs to no family.
+            family = None;
             continue;
         }
         if let Some(rest) = raw.strip_prefix("# TYPE ") {
@@ -101,13 +99,9 @@ pub fn classic_from_openmetrics(text: &str) -> Result<String, ExpositionError> {
                 line,
                 kind: kind.to_string(),
             })?;
-            // HELP comes first in prometheus-client's output; a TYPE alone starts a family too.
-            let help = family
-                .as_ref()
-                .filter(|f| f.name == name)
-                .and_then(|f| f.help);
             let (classic, kind) = parsed.classic(name);
-            if let Some(help) = help {
+            // A TYPE without a HELP of the same name starts a family too, without HELP.
+            if let Some((_, help)) = help.take().filter(|(n, _)| *n == name) {
                 out.push_str("# HELP ");
                 out.push_str(&classic);
                 out.push(' ');
@@ -115,11 +109,7 @@ pub fn classic_from_openmetrics(text: &str) -> Result<String, ExpositionError> {
                 out.push('\n');
             }
             out.push_str(&format!("# TYPE {classic} {kind}\n"));
-            family = Some(Family {
-                name,
-                kind: parsed,
-                help,
-            });
+            family = Some(Family { name, kind: parsed });
             continue;
         }
         if raw.starts_with('#') {

@@ -154,6 +154,14 @@ fn what_cannot_be_rendered_is_an_error_naming_the_line() {
             name: "h".into()
         })
     );
+    let untyped = "# HELP g G\ng 1\n";
+    assert_eq!(
+        classic_from_openmetrics(untyped),
+        Err(ExpositionError::Orphan {
+            line: 2,
+            name: "g".into()
+        })
+    );
     let stamped = "# TYPE g gauge\ng 1 1700000000.5\n";
     assert!(matches!(
         classic_from_openmetrics(stamped),
