@@ -146,7 +146,7 @@ async fn metrics_handler(State(s): State<Arc<AdminState>>, headers: HeaderMap) -
             );
             // The answer depends on Accept: a cache between scraper and forwarder must not
             // hand one client's format to another.
-            h.insert(header::VARY, HeaderValue::from_static("accept"));
+            h.insert(header::VARY, HeaderValue::from_static("Accept"));
             resp
         }
         Err(e) => {

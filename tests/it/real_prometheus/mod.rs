@@ -176,7 +176,7 @@ async fn promtool_finds_the_classic_metrics_clean_after_traffic_and_drops() {
         r.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    assert_eq!(r.headers()["vary"], "accept");
+    assert_eq!(r.headers()["vary"], "Accept");
     let classic = r.text().await.expect("body");
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
