@@ -2,8 +2,9 @@
 //! at the configured level unless `RUST_LOG` says otherwise (stdout stays free for
 //! `--dry-run`). Traces: the spans of flushes and Blueflood requests, exported through
 //! OpenTelemetry only when the standard `OTEL_*` environment asks for it (see `otel`).
-//! `metrics` holds the Prometheus side.
+//! `metrics` holds the Prometheus side (`exposition` its classic 0.0.4 text format).
 
+pub mod exposition;
 pub mod metrics;
 pub mod otel;
 

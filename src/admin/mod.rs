@@ -1,9 +1,11 @@
 //! The admin HTTP server (an axum router), on its own port and never on a carbon port:
 //! `/livez`, `/readyz`, `/status` (buffer depth and the whole ledger, as JSON) and `/metrics`
-//! (Prometheus). `/status` and `/metrics` can require a bearer token; the probes never do, so
+//! (Prometheus: OpenMetrics or the classic text format, as `Accept` asks, see `negotiate.rs`).
+//! `/status` and `/metrics` can require a bearer token; the probes never do, so
 //! that the kubelet needs no secret. Its connections — how many, and how long each may take —
 //! are `serve.rs`'s.
 
+mod negotiate;
 mod serve;
 mod status;
 
@@ -128,19 +130,29 @@ async fn status_handler(State(s): State<Arc<AdminState>>) -> Response {
     }
 }
 
-async fn metrics_handler(State(s): State<Arc<AdminState>>) -> Response {
-    match crate::telemetry::metrics::encode(&s.registry) {
+async fn metrics_handler(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let format = negotiate::format_for(accept);
+    match crate::telemetry::metrics::encode(&s.registry, format) {
         Ok(text) => {
             let mut resp = (StatusCode::OK, text).into_response();
-            resp.headers_mut().insert(
+            let h = resp.headers_mut();
+            h.insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static(format.content_type()),
             );
+            // The answer depends on Accept: a cache between scraper and forwarder must not
+            // hand one client's format to another.
+            h.insert(header::VARY, HeaderValue::from_static("Accept"));
             resp
         }
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode /metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 

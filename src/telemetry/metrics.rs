@@ -3,7 +3,8 @@
 //! `/metrics` are the very numbers the invariants are tested on. The distributions (request
 //! durations, batch sizes) are the ledger's `Instruments`, recorded by events like every other
 //! count: this module only registers and encodes.
-//! Encoding is `prometheus-client`'s (OpenMetrics text).
+//! Encoding is `prometheus-client`'s (OpenMetrics text); the classic 0.0.4 text format is
+//! rendered from that same text by [`super::exposition`], so both come from one registry.
 
 use std::sync::Arc;
 
@@ -49,11 +50,42 @@ pub fn registry(
     registry
 }
 
-/// Encodes the registry as OpenMetrics text.
-pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+/// The exposition formats `/metrics` can answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0 text: what Prometheus asks for.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4: for everyone else (`curl`, `promtool`).
+    Classic,
+}
+
+impl Format {
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// Why the registry could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("encoding the registry failed")]
+    Write(#[from] std::fmt::Error),
+    #[error("rendering the 0.0.4 text format: {0}")]
+    Classic(#[from] super::exposition::ExpositionError),
+}
+
+/// Encodes the registry in `format`.
+pub fn encode(registry: &Registry, format: Format) -> Result<String, EncodeError> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)?;
-    Ok(out)
+    match format {
+        Format::OpenMetrics => Ok(out),
+        Format::Classic => Ok(super::exposition::classic_from_openmetrics(&out)?),
+    }
 }
 
 struct LedgerCollector {

@@ -168,8 +168,23 @@ async fn status_and_metrics_agree_with_what_was_sent_and_stored() {
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(st["auth"]["method"], "none");
 
-    let (code, text) = get(&format!("{admin}/metrics")).await;
-    assert_eq!(code, 200);
+    // What Prometheus asks for (the classic 0.0.4 format, for everyone else, is checked by
+    // promtool in real_prometheus.rs).
+    let r = reqwest::Client::new()
+        .get(format!("{admin}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = r.text().await.expect("body");
     let samples = parse_metrics(&text);
     assert_eq!(
         value(

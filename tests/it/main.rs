@@ -32,6 +32,7 @@ mod otel;
 mod protocol_fixtures;
 mod protocol_hostile;
 mod real_mimic;
+mod real_prometheus;
 mod reliability_faults;
 mod reliability_hostile;
 mod shutdown;
