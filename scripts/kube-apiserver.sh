@@ -93,8 +93,9 @@ CACHE_BASE=${BFF_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/blueflood-forward}
 CACHE=$CACHE_BASE/kube-apiserver-$K8S_VERSION-$RECIPE
 BIN=$CACHE/kube-apiserver
 
-# etcd 3.4 (server and etcdctl): the apiserver's store, and the compaction that makes a watch 410.
-apt_install etcd-server etcd-client
+# etcd 3.4 (server and etcdctl): the apiserver's store, and the compaction that makes a watch 410;
+# openssl makes the test cluster's certificates.
+apt_install etcd-server etcd-client openssl
 
 if [[ -x $BIN ]] && "$BIN" --version >/dev/null 2>&1; then
   echo "== kube: cached $("$BIN" --version) at $BIN (warm, $(($(date +%s) - t0)) s)" >&2

@@ -6,6 +6,7 @@
 pub mod blueflood;
 pub mod carbon_pickle;
 pub mod keystone;
+pub mod kube_cluster;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;
