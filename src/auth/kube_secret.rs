@@ -229,12 +229,27 @@ fn credentials(s: &Secret, secret: &KubeSecretSettings) -> Result<Credentials, S
 }
 
 /// A kube error for a log line. Decoding errors are summarised: serde quotes the values it
-/// could not decode, and here those values are Secret data.
+/// could not decode, and here those values are Secret data. Transport errors carry their
+/// causes: kube's own text is only "client error (Connect)", the cause says why (a server
+/// certificate our CA did not sign, a refused connection).
 fn describe(e: &::kube::Error) -> String {
     match e {
         ::kube::Error::SerdeError(_) => "undecodable answer from the API server".to_owned(),
         ::kube::Error::Api(r) => format!("{} {} (HTTP {})", r.reason, r.message, r.code),
-        other => other.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                let part = c.to_string();
+                // Wrappers often repeat their cause's text.
+                if !text.contains(&part) {
+                    text.push_str(": ");
+                    text.push_str(&part);
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 

@@ -148,8 +148,18 @@ impl Kube {
         ks: &KeystoneDouble,
         bf: &BluefloodDouble,
     ) -> (Option<i32>, String) {
-        let kubeconfig = self.cluster.kubeconfig_for(user);
-        let mut cmd = self.forwarder_command(&kubeconfig);
+        self.check_with(&self.cluster.kubeconfig_for(user), secret, ks, bf)
+    }
+
+    /// `blueflood-forward check` reading `secret` through `kubeconfig`: (exit code, output).
+    pub fn check_with(
+        &self,
+        kubeconfig: &Path,
+        secret: &str,
+        ks: &KeystoneDouble,
+        bf: &BluefloodDouble,
+    ) -> (Option<i32>, String) {
+        let mut cmd = self.forwarder_command(kubeconfig);
         cmd.args(["check", "-b", &bf.url(), "-t", "t1"])
             .args(["--secret-name", secret, "--secret-namespace", NS])
             .args(["--auth-url", &ks.url(), "--request-timeout", "5"]);
@@ -309,6 +319,27 @@ async fn rbac_refusal_names_the_secret_and_the_permission() {
             "a token in the output:\n{out}"
         );
     }
+
+    // The server is verified by the kubeconfig's CA: another CA's kubeconfig gets nothing.
+    let other_ca = kube.cluster.other_ca();
+    let wrong = kube.cluster.dir.path().join("wrong-ca.kubeconfig");
+    kube.cluster
+        .write_kubeconfig_with_ca(&wrong, &kube.bff.token, &other_ca);
+    let requests_before = kube.secret_requests(BFF_USER).len();
+    let (code, out) = kube.check_with(&wrong, SECRET, &ks, &bf);
+    eprintln!("check with another CA in the kubeconfig:\n{out}");
+    assert_eq!(code, Some(1), "check trusting another CA:\n{out}");
+    assert!(
+        out.contains("FAILED  credentials:")
+            && out.contains("cannot get secret")
+            && out.contains("invalid peer certificate"),
+        "check trusting another CA does not say the certificate was refused:\n{out}"
+    );
+    assert_eq!(
+        kube.secret_requests(BFF_USER).len(),
+        requests_before,
+        "a request (and its token) reached a server the kubeconfig does not trust"
+    );
 
     // The running forwarder says the same in /status and its log, and keeps asking.
     let case = "real_kube rbac: a running forwarder as the intruder";

@@ -348,7 +348,11 @@ impl KubeCluster {
     /// A kubeconfig for `token` at `path`: the server's address, our CA (verified, never
     /// skipped) and the bearer token.
     pub fn write_kubeconfig(&self, path: &Path, token: &str) {
-        let ca = self.dir.path().join("ca.crt");
+        self.write_kubeconfig_with_ca(path, token, &self.dir.path().join("ca.crt"));
+    }
+
+    /// A kubeconfig for `token` that trusts `ca` (a wrong one, to see the server refused).
+    pub fn write_kubeconfig_with_ca(&self, path: &Path, token: &str, ca: &Path) {
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: u\ncurrent-context: test\n",
             self.apiserver_url,
@@ -445,6 +449,30 @@ impl KubeCluster {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+impl KubeCluster {
+    /// A CA that signed nothing of this cluster (its certificate file).
+    pub fn other_ca(&self) -> PathBuf {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(self.dir.path()).args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=another-ca",
+            "-keyout",
+            "other-ca.key",
+            "-out",
+            "other-ca.crt",
+        ]);
+        run_ok("openssl: another CA", cmd);
+        self.dir.path().join("other-ca.crt")
     }
 }
 
