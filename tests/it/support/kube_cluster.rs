@@ -32,7 +32,8 @@ pub struct KubeTools {
 }
 
 impl KubeTools {
-    /// The tools from the environment, or `None` after reporting which is missing.
+    /// The tools from the environment, or `None` after reporting which is missing. Reported
+    /// under the name `real_kube` (what `BFF_SKIP` names to leave these tests to `.ci/run`).
     pub fn from_env(test: &str) -> Option<KubeTools> {
         let mut missing = Vec::new();
         let mut get = |var: &str| -> PathBuf {
@@ -56,9 +57,9 @@ impl KubeTools {
             return Some(tools);
         }
         crate::support::prerequisite_missing(
-            test,
+            "real_kube",
             &format!(
-                "a real kube-apiserver needs {} (run `bash scripts/kube-apiserver.sh` and export what it prints)",
+                "{test}: a real kube-apiserver needs {} (run `bash scripts/kube-apiserver.sh` and export what it prints)",
                 missing.join(", ")
             ),
         );
