@@ -9,15 +9,19 @@
 //! `BFF_HELM` (what `scripts/kube-apiserver.sh` prints); [`KubeTools::from_env`] reports a
 //! missing one through `prerequisite_missing` (a failure with CI=true).
 
-use std::net::TcpListener;
+mod certs;
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use certs::make_certificates;
+pub use process::{Proc, free_port, run, run_ok};
+use process::{wait_output, which};
 
 /// How long etcd or the API server may take to become ready (the API server needs ~3 s).
 const READY_WITHIN: Duration = Duration::from_secs(60);
-/// Every kubectl, etcdctl, helm or openssl run is bounded by this.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-only";
 
@@ -66,126 +70,6 @@ impl KubeTools {
         None
     }
 }
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
-/// A child process killed (SIGKILL) and reaped on drop, its output in a log file.
-pub struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).expect("create log file");
-        let err = out.try_clone().expect("clone log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
-        Proc { name, child, log }
-    }
-
-    /// The last `n` lines of its output, for failure messages.
-    pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "{} ({}):\n{}",
-            self.name,
-            self.log.display(),
-            lines[lines.len().saturating_sub(n)..].join("\n")
-        )
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port that was free a moment ago (etcd and the API server take no port 0).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// Runs `cmd` to its end, at most [`TOOL_TIMEOUT`]; panics with its output when it fails or
-/// hangs. Returns stdout.
-pub fn run_ok(what: &str, cmd: Command) -> String {
-    let out = run(what, cmd);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `cmd` to its end, at most [`TOOL_TIMEOUT`] (killed by pid after that); any exit code.
-pub fn run(what: &str, mut cmd: Command) -> Output {
-    let child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: spawn {cmd:?}: {e}"));
-    wait_output(what, child, None)
-}
-
-fn wait_output(what: &str, mut child: Child, stdin: Option<&str>) -> Output {
-    {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().expect("stdin piped");
-        if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-    }
-    let pid = child.id();
-    // A watchdog kills the child by pid if it outlives the bound; wait_with_output then returns.
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(TOOL_TIMEOUT).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            return true;
-        }
-        false
-    });
-    let out = child.wait_with_output().expect("wait for tool");
-    let _ = done_tx.send(());
-    let killed = watchdog.join().unwrap_or(false);
-    assert!(
-        !killed,
-        "{what}: still running after {TOOL_TIMEOUT:?}; killed"
-    );
-    out
-}
-
 /// A token user the API server knows: `name` (e.g. `system:serviceaccount:ns:bff`), its token.
 #[derive(Clone, Debug)]
 pub struct TokenUser {
@@ -451,108 +335,4 @@ impl KubeCluster {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
-}
-
-impl KubeCluster {
-    /// A CA that signed nothing of this cluster (its certificate file).
-    pub fn other_ca(&self) -> PathBuf {
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(self.dir.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another-ca",
-            "-keyout",
-            "other-ca.key",
-            "-out",
-            "other-ca.crt",
-        ]);
-        run_ok("openssl: another CA", cmd);
-        self.dir.path().join("other-ca.crt")
-    }
-}
-
-/// A CA, a serving certificate for 127.0.0.1 signed by it, and the ServiceAccount signing key
-/// pair 1.20 requires, all made with openssl in `dir`.
-fn make_certificates(dir: &Path) {
-    let ssl = |what: &str, args: &[&str]| {
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(dir).args(args);
-        run_ok(what, cmd);
-    };
-    ssl(
-        "openssl: CA",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=bff-test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    ssl(
-        "openssl: server key",
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=kube-apiserver",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write server.ext");
-    ssl(
-        "openssl: server certificate",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
-    );
-    ssl(
-        "openssl: service-account key",
-        &["genrsa", "-out", "sa.key", "2048"],
-    );
-    ssl(
-        "openssl: service-account public key",
-        &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
-    );
 }
