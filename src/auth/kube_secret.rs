@@ -9,10 +9,10 @@
 //! change, which the API server has forgotten once enough else changed (etcd compaction, or its
 //! watch cache started anew after a restart); a watch from it is answered 410 Gone, and the GET
 //! before the next one returns the same version, so the watch would never be established again.
-//! Only `get` and `watch` are used (no `list`), so a
-//! Role granting those two verbs with `resourceNames: [<name>]` is enough. A watch that ends or
-//! fails starts over with a `GET` after a doubling delay; a deleted, unreadable or incomplete
-//! Secret, or one whose values exceed [`MAX_VALUE_FILE_BYTES`], keeps the last good credentials
+//! Only `get` and `watch` are used (no `list`), so a Role granting those two verbs with
+//! `resourceNames: [<name>]` is enough. A watch that ends or fails starts over with a `GET`
+//! after a doubling delay; a deleted, unreadable or incomplete Secret, or one whose values
+//! exceed [`MAX_VALUE_FILE_BYTES`], keeps the last good credentials
 //! (reported as a reload failure).
 //!
 //! The client never follows redirects (kube's client is hyper's, with no redirect layer: a 3xx
