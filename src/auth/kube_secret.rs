@@ -3,11 +3,16 @@
 //!
 //! Owns: building the client (in-cluster ServiceAccount, or a kubeconfig when run outside a
 //! pod, via `kube::Config::infer`), and the loop that keeps the [`CredentialStore`] current:
-//! `GET` the Secret, then `WATCH` it from that resource version with a
-//! `metadata.name=<name>` field selector. Only `get` and `watch` are used (no `list`), so a
-//! Role granting those two verbs with `resourceNames: [<name>]` is enough. A watch that ends or
-//! fails starts over with a `GET` after a doubling delay; a deleted, unreadable or incomplete
-//! Secret, or one whose values exceed [`MAX_VALUE_FILE_BYTES`], keeps the last good credentials
+//! `GET` the Secret, then `WATCH` it with a `metadata.name=<name>` field selector and no
+//! resource version ("the current state, then every change": the server sends the Secret as it
+//! is first). Not from the `GET`'s resource version: that is the Secret's own, from its last
+//! change, which the API server has forgotten once enough else changed (etcd compaction, or its
+//! watch cache started anew after a restart); a watch from it is answered 410 Gone, and the GET
+//! before the next one returns the same version, so the watch would never be established again.
+//! Only `get` and `watch` are used (no `list`), so a Role granting those two verbs with
+//! `resourceNames: [<name>]` is enough. A watch that ends or fails starts over with a `GET`
+//! after a doubling delay; a deleted, unreadable or incomplete Secret, or one whose values
+//! exceed [`MAX_VALUE_FILE_BYTES`], keeps the last good credentials
 //! (reported as a reload failure).
 //!
 //! The client never follows redirects (kube's client is hyper's, with no redirect layer: a 3xx
@@ -112,7 +117,9 @@ async fn follow(
     let params = WatchParams::default()
         .fields(&format!("metadata.name={}", secret.name))
         .timeout(WATCH_SECONDS);
-    let events = api.watch(&params, &version).await.map_err(|e| {
+    // No resource version: see the module comment (a change between the GET and here arrives
+    // in the first event, which is the Secret's current state).
+    let events = api.watch(&params, "").await.map_err(|e| {
         format!(
             "cannot watch secret {}/{}: {}",
             secret.namespace,
@@ -134,7 +141,7 @@ async fn follow(
                 secret.namespace, secret.name
             )),
             Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
-            // 410 Gone: our version is too old; the caller starts over with a GET.
+            // 410 Gone (history compacted under a running watch): the caller starts over.
             Ok(WatchEvent::Error(e)) => {
                 return Err(format!(
                     "watch of secret {}/{} ended: {} {} (HTTP {})",
@@ -222,12 +229,27 @@ fn credentials(s: &Secret, secret: &KubeSecretSettings) -> Result<Credentials, S
 }
 
 /// A kube error for a log line. Decoding errors are summarised: serde quotes the values it
-/// could not decode, and here those values are Secret data.
+/// could not decode, and here those values are Secret data. Transport errors carry their
+/// causes: kube's own text is only "client error (Connect)", the cause says why (a server
+/// certificate our CA did not sign, a refused connection).
 fn describe(e: &::kube::Error) -> String {
     match e {
         ::kube::Error::SerdeError(_) => "undecodable answer from the API server".to_owned(),
         ::kube::Error::Api(r) => format!("{} {} (HTTP {})", r.reason, r.message, r.code),
-        other => other.to_string(),
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                let part = c.to_string();
+                // Wrappers often repeat their cause's text.
+                if !text.contains(&part) {
+                    text.push_str(": ");
+                    text.push_str(&part);
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 

@@ -33,6 +33,7 @@ mod protocol_fixtures;
 mod protocol_hostile;
 mod real_mimic;
 mod real_prometheus;
+mod real_kube;
 mod reliability_faults;
 mod reliability_hostile;
 mod shutdown;

@@ -137,8 +137,8 @@ async fn get_then_watch_keeps_the_store_current() {
     let reqs = mock.requests.lock().unwrap().clone();
     assert_eq!(reqs[0], "get");
     assert_eq!(
-        reqs[1],
-        "watch=true fieldSelector=metadata.name=keystone resourceVersion=1"
+        reqs[1], "watch=true fieldSelector=metadata.name=keystone resourceVersion=",
+        "the watch asks for the current state, not the GET's (possibly expired) version"
     );
     task.abort();
 }

@@ -7,6 +7,7 @@ pub mod blueflood;
 pub mod carbon_pickle;
 pub mod keystone;
 pub mod mimic;
+pub mod kube_cluster;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;
