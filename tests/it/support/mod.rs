@@ -32,12 +32,19 @@ pub fn prerequisites_required() -> bool {
 /// captured by the test harness and shown only for failing tests, so the line is written to
 /// the stderr handle itself, which the harness does not capture.
 ///
-/// `BFF_SKIP` (a comma-separated list of test names) is a run saying it deliberately leaves
-/// those tests to another job (GitHub's `rust` job leaves `image_e2e` to its `image-check`
-/// job): they are skipped, visibly, even in CI.
+/// `BFF_SKIP` (a comma-separated list of test or module names) is a run saying it deliberately
+/// leaves those tests to another job (GitHub's `rust` job leaves `image_e2e` to its
+/// `image-check` job, the real programs' modules to `.ci/run`): they are skipped, visibly, even
+/// in CI. A module name matches every test in it: libtest names the thread that runs a test
+/// after its path (`real_mimic::check_...`), and a `#[tokio::test]` body runs on that thread.
 pub fn prerequisite_missing(test: &str, why: &str) {
-    let left_elsewhere =
-        std::env::var("BFF_SKIP").is_ok_and(|list| list.split(',').any(|t| t.trim() == test));
+    let thread = std::thread::current();
+    let path: Vec<&str> = thread.name().unwrap_or("").split("::").collect();
+    let left_elsewhere = std::env::var("BFF_SKIP").is_ok_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|t| t == test || path.contains(&t))
+    });
     assert!(
         left_elsewhere || !prerequisites_required(),
         "{test}: prerequisite missing (CI=true or BFF_INTEROP_REQUIRED=1 makes it required): {why}"
