@@ -6,8 +6,8 @@
 pub mod blueflood;
 pub mod carbon_pickle;
 pub mod keystone;
-pub mod mimic;
 pub mod kube_cluster;
+pub mod mimic;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;
