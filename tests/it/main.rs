@@ -31,6 +31,7 @@ mod logs;
 mod otel;
 mod protocol_fixtures;
 mod protocol_hostile;
+mod real_keystone;
 mod reliability_faults;
 mod reliability_hostile;
 mod shutdown;

@@ -1,4 +1,5 @@
-//! Shared support for integration tests: the Blueflood and Keystone test doubles and small
+//! Shared support for integration tests: the Blueflood and Keystone test doubles, a real
+//! Keystone (`real_keystone`), and small
 //! helpers to feed the forwarder (carbon pickle frames, raw TCP sends, clocks, compression,
 //! secret files rewritten as in production: `secrets`).
 //! Each test crate uses a subset, hence the blanket `dead_code` allowance.
@@ -6,6 +7,7 @@
 pub mod blueflood;
 pub mod carbon_pickle;
 pub mod keystone;
+pub mod real_keystone;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;

@@ -1,0 +1,121 @@
+//! Keystone revokes every token issued in the same wall-clock second as a password change:
+//! such a login answers 201 with a token that is already invalid. Provoked by updating the
+//! Secret volume just before the change, at the start of a second: the forwarder's logins with
+//! the new password are refused until the change lands, and the first one that succeeds comes
+//! within the same second. The forwarder must then take Blueflood's 401, log in again with
+//! backoff (no storm) and lose nothing. Repeated (bounded) until it happened at least once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{Case, logins, report, tokens_seen};
+use crate::support::real_keystone::RealKeystone;
+
+/// Password changes tried before giving up on provoking a same-second token.
+const ATTEMPTS: u32 = 6;
+
+/// Sleeps until just after the next whole wall-clock second.
+async fn next_second() {
+    let ms = crate::support::now_ms();
+    tokio::time::sleep(Duration::from_millis((1000 - ms % 1000) as u64 + 5)).await;
+}
+
+pub(super) async fn same_second_revocation_is_recovered_without_a_storm(ks: &RealKeystone) {
+    let mut case = Case::start(ks, "revocation", "revocation-pw-0", "revocation-pw-0").await;
+    let name = case.name;
+    // Load until the attempts are over (the task is stopped then; it reports what it sent).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (addr, stop) = (case.fwd.line, stop.clone());
+        tokio::spawn(async move {
+            let mut sent = 0;
+            let mut b = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += crate::reliability_child::line_load(
+                    addr,
+                    &format!("revocation.r{b}"),
+                    1,
+                    20,
+                    Duration::from_millis(200),
+                )
+                .await;
+                b += 1;
+            }
+            sent
+        })
+    };
+    assert!(
+        case.bf.wait_for_stored(1, Duration::from_secs(30)).await,
+        "{name}: nothing delivered before the first password change"
+    );
+    let mut provoked = None;
+    let mut per_attempt = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let before: HashSet<String> = tokens_seen(&case.bf).into_iter().map(|t| t.0).collect();
+        let logins_before = logins(&case.fwd.status().await);
+        let password = format!("revocation-pw-{attempt}");
+        next_second().await;
+        case.rotate_secret(&password);
+        ks.admin().set_password(&case.user, &password).await;
+        // Recovered: a request with a token obtained after the change was stored.
+        let end = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let recovered = case.bf.requests().iter().any(|r| {
+                r.status == 200 && r.auth_token.as_ref().is_some_and(|t| !before.contains(t))
+            });
+            if recovered {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "{name}: attempt {attempt}: nothing stored with a new token 30 s after the \
+                 password change; log tail:\n{}",
+                case.fwd.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let after = logins(&case.fwd.status().await);
+        let spent = (after.0 - logins_before.0, after.1 - logins_before.1);
+        per_attempt.push(spent);
+        // A token first used after the change and refused by Keystone's validation: issued
+        // (201) with the new password, so after the change, and yet revoked.
+        let same_second = tokens_seen(&case.bf)
+            .into_iter()
+            .filter(|(t, refused)| !before.contains(t) && *refused)
+            .count();
+        // Refused logins: the auth backoff (10 ms doubling to 0.5 s) over the bcrypt-bound
+        // password change; successful ones: one per same-second token, and the good one.
+        assert!(
+            spent.0 - spent.1 <= 6 && spent.1 <= 10,
+            "{name}: attempt {attempt}: {} logins ({} refused) to recover: a storm; log tail:\n{}",
+            spent.0,
+            spent.1,
+            case.fwd.log_tail(40)
+        );
+        if same_second > 0 {
+            provoked = Some((attempt, same_second));
+            break;
+        }
+        // Out of the old second before the next try.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = load.await.expect("load task");
+    let (s, bf) = case.close_books(sent).await;
+    let (requests, failures) = logins(&s);
+    let Some((attempt, tokens)) = provoked else {
+        panic!(
+            "{name}: no same-second revoked token in {ATTEMPTS} password changes \
+             (logins per attempt, refused: {per_attempt:?})"
+        );
+    };
+    report(
+        name,
+        &format!(
+            "same-second revocation provoked at attempt {attempt} ({tokens} token(s) issued 201 \
+             and refused); logins per attempt (total, refused) {per_attempt:?}; {sent} points \
+             delivered; logins {requests} ({failures} refused); {} requests answered 401",
+            bf.answered(401)
+        ),
+    );
+}
