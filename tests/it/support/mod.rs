@@ -1,7 +1,6 @@
 //! Shared support for integration tests: the Blueflood and Keystone test doubles, a real
-//! Keystone (`real_keystone`), and small
-//! helpers to feed the forwarder (carbon pickle frames, raw TCP sends, clocks, compression,
-//! secret files rewritten as in production: `secrets`).
+//! Keystone (`real_keystone`), and small helpers to feed the forwarder (carbon pickle frames,
+//! raw TCP sends, clocks, compression, secret files rewritten as in production: `secrets`).
 //! Each test crate uses a subset, hence the blanket `dead_code` allowance.
 
 pub mod blueflood;
