@@ -23,7 +23,7 @@ mod wrong_password;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::reliability_child::{Child, line_load, n, spawn};
+use crate::reliability_child::{Child, line_load, metric, n, spawn};
 use crate::support::blueflood::BluefloodDouble;
 use crate::support::real_keystone::{self, RealKeystone, ServiceUser, TOKEN_LIFETIME_S};
 use crate::support::secrets::kubelet_write;
@@ -123,12 +123,24 @@ impl Case {
         tokio::spawn(line_load(self.fwd.line, self.name, batches, 20, gap))
     }
 
-    /// Settles, stops the forwarder, and checks that nothing was lost: every point sent was
+    /// Settles, stops the forwarder, and checks that nothing was lost (and that `/metrics`
+    /// counts the same logins as `/status`): every point sent was
     /// received and delivered, none dropped, and the double stored each of them. Returns the
     /// final status and the double.
     async fn close_books(self, sent: u64) -> (serde_json::Value, BluefloodDouble) {
         let Case { name, bf, fwd, .. } = self;
-        let s = fwd.close_books(sent, SETTLE).await;
+        let s = fwd.settle(sent, SETTLE).await;
+        // The logins as Prometheus would read them are the ones `/status` reports.
+        let m = fwd.metrics().await;
+        assert_eq!(
+            (
+                metric(&m, "auth_requests_total"),
+                metric(&m, "auth_failures_total")
+            ),
+            logins(&s),
+            "{name}: logins in /metrics and /status"
+        );
+        fwd.stop(Duration::from_secs(30)).await;
         let l = &s["ledger"];
         assert_eq!(
             (

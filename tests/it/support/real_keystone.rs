@@ -55,6 +55,11 @@ pub struct RealKeystone {
 
 impl Drop for RealKeystone {
     fn drop(&mut self) {
+        // A failing test shows what Keystone said before its directory goes.
+        if std::thread::panicking() {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(self.log_tail().as_bytes());
+        }
         if let Some(mut c) = self.server.take() {
             signal_group(c.id(), "KILL");
             let _ = c.wait();
@@ -108,12 +113,14 @@ impl RealKeystone {
         .expect("write keystone.conf");
         // bcrypt's cheapest cost (4, not 12): a login costs milliseconds instead of most of a
         // second of a CPU the whole suite shares; what is tested does not depend on it.
+        // One sync worker: requests are served one at a time, so sqlite is never written by
+        // two processes at once (two workers answered a login 500 under the concurrent cases).
         // Keystone hands sys.argv to oslo.config, which refuses gunicorn's flags: every
         // gunicorn setting lives here and gunicorn runs without arguments.
         std::fs::write(
             d.join("gunicorn.conf.py"),
             format!(
-                "bind = \"127.0.0.1:{port}\"\nworkers = 2\n\
+                "bind = \"127.0.0.1:{port}\"\nworkers = 1\n\
                  wsgi_app = \"keystone.wsgi.api:application\"\n\
                  pidfile = \"{pid}\"\nerrorlog = \"{err}\"\ntimeout = 60\n",
                 pid = d.join("gunicorn.pid").display(),
