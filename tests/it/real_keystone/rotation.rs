@@ -70,10 +70,11 @@ pub(super) async fn password_rotated_under_load_across_a_refresh(ks: &RealKeysto
     );
     assert!(tokens.len() >= 3, "{name}: tokens {}", tokens.len());
     // Initial login, one refresh per half-life, one with the new password; failures are bounded
-    // by the auth backoff (doubling from 10 ms to retry_max 0.5 s) over the two seconds
-    // between the password change and the Secret update.
+    // by the auth backoff (doubling from 10 ms to retry_max 0.5 s: a ramp of about eight, then
+    // two a second) over the two seconds between the password change and the Secret update,
+    // with room for a slow machine. A storm (a login per request) would be hundreds.
     assert!(
-        requests - failures <= 6 && failures <= 12,
+        requests - failures <= 6 && failures <= 16,
         "{name}: {requests} logins, {failures} refused: a login storm; {s:#}"
     );
 }
