@@ -12,6 +12,8 @@ use super::{Case, logins, report, start_keystone};
 /// 5 s before its expiry, so a 30 s outage starting before the refresh outlives the token.
 const LIFETIME_S: u64 = 40;
 const OUTAGE: Duration = Duration::from_secs(30);
+/// The token's age when Keystone is stopped.
+const STOP_AT_AGE_S: f64 = 14.0;
 
 pub(super) async fn stopped_for_30_s_while_a_token_expires(venv: &Path) {
     let mut ks = start_keystone(venv, LIFETIME_S);
@@ -23,8 +25,21 @@ pub(super) async fn stopped_for_30_s_while_a_token_expires(venv: &Path) {
         case.bf.wait_for_stored(1, Duration::from_secs(30)).await,
         "{name}: nothing delivered before the outage"
     );
-    // The first login is at the first delivery: stop before its refresh at half its life.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Stop when the token is 14 s old (its age from `/status`): before its refresh at 20 s,
+    // and late enough that its expiry at 40 s falls inside the 30 s outage with seconds to
+    // spare (the status shows no token only from the expiry on).
+    case.fwd
+        .wait_status(
+            Duration::from_secs(LIFETIME_S),
+            "a token 14 s old, not yet refreshed",
+            |s| {
+                s["auth"]["token_age_seconds"]
+                    .as_f64()
+                    .is_some_and(|age| age >= STOP_AT_AGE_S)
+                    && logins(s) == (1, 0)
+            },
+        )
+        .await;
     let outage_started = std::time::Instant::now();
     tokio::task::block_in_place(|| ks.stop());
     let stopped_at = case.bf.requests().len();
