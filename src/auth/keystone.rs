@@ -61,6 +61,8 @@ pub struct Keystone {
     url: url::Url,
     method: AuthMethod,
     domain: String,
+    /// v3 only: the project the token is scoped to.
+    project_id: Option<String>,
     timing: AuthTiming,
     /// After failed logins: `backoff_initial` doubling up to `backoff_max`, without jitter.
     backoff: ExponentialBackoff,
@@ -103,6 +105,7 @@ impl Keystone {
             url: settings.auth_url.clone(),
             method: settings.method,
             domain: settings.domain.clone(),
+            project_id: settings.project_id.clone(),
             timing,
             backoff,
             store,
@@ -233,6 +236,7 @@ impl Keystone {
             &creds.user,
             creds.secret.expose_secret(),
             &self.domain,
+            self.project_id.as_deref(),
         );
         let exchange = async {
             let resp = self

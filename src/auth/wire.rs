@@ -23,16 +23,29 @@ pub(crate) const SUBJECT_TOKEN_HEADER: &str = "x-subject-token";
 /// carried the catalog and reached several KiB. A protocol bound, not a setting.
 pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// The JSON body that logs `user` in with `secret` (API key or password).
-pub(crate) fn login_body(method: AuthMethod, user: &str, secret: &str, domain: &str) -> Value {
+/// The JSON body that logs `user` in with `secret` (API key or password). `project_id` scopes
+/// a v3 token to that project (validation refuses it with v2 methods; here it is ignored).
+pub(crate) fn login_body(
+    method: AuthMethod,
+    user: &str,
+    secret: &str,
+    domain: &str,
+    project_id: Option<&str>,
+) -> Value {
     match method {
         AuthMethod::RaxKsKey => json!({"auth": {"RAX-KSKEY:apiKeyCredentials": {
             "username": user, "apiKey": secret}}}),
         AuthMethod::V2Password => json!({"auth": {"passwordCredentials": {
             "username": user, "password": secret}}}),
-        AuthMethod::V3Password => json!({"auth": {"identity": {
-            "methods": ["password"],
-            "password": {"user": {"name": user, "domain": {"name": domain}, "password": secret}}}}}),
+        AuthMethod::V3Password => {
+            let mut body = json!({"auth": {"identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"name": domain}, "password": secret}}}}});
+            if let (Some(id), Some(auth)) = (project_id, body.get_mut("auth")) {
+                auth["scope"] = json!({"project": {"id": id}});
+            }
+            body
+        }
     }
 }
 

@@ -188,6 +188,8 @@ pub struct AuthSettings {
     pub method: AuthMethod,
     /// Keystone v3 user domain name (`--auth-domain`).
     pub domain: String,
+    /// Keystone v3 project id to scope the token to (`--auth-project-id`); `None`: unscoped.
+    pub project_id: Option<String>,
     /// Read the credentials from this Secret through the Kubernetes API instead.
     pub kube_secret: Option<KubeSecretSettings>,
     /// How often watched credential files are compared even without a change notification.
@@ -208,6 +210,7 @@ impl AuthSettings {
             user_source: SecretSource::ConfigFile,
             method: AuthMethod::RaxKsKey,
             domain: "Default".to_owned(),
+            project_id: None,
             kube_secret: None,
             poll_interval: Duration::from_secs(10),
             max_answer_bytes: 4 << 20,

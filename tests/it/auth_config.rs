@@ -110,3 +110,43 @@ fn help_lists_the_new_flags_and_check() {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }
 }
+
+#[test]
+fn a_v3_project_scope_and_its_refusal_with_v2_methods() {
+    let s = load(&[
+        "-u",
+        "svc",
+        "-k",
+        "pw",
+        "--auth-method",
+        "v3-password",
+        "--auth-project-id",
+        "0123abcd",
+    ])
+    .unwrap();
+    assert_eq!(s.auth.unwrap().project_id.as_deref(), Some("0123abcd"));
+    let a = load(&["-u", "svc", "-k", "pw", "--auth-method", "v3-password"])
+        .unwrap()
+        .auth
+        .unwrap();
+    assert_eq!(a.project_id, None, "unscoped unless asked");
+    for method in ["rax-kskey", "v2-password"] {
+        let e = load(&[
+            "-u",
+            "svc",
+            "-k",
+            "pw",
+            "--auth-method",
+            method,
+            "--auth-project-id",
+            "0123abcd",
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.exit_code(), 64, "{text}");
+        assert!(
+            text.contains("auth_project_id") && text.contains("v3-password"),
+            "{method}: {text}"
+        );
+    }
+}

@@ -4,17 +4,35 @@ use super::*;
 
 #[test]
 fn bodies() {
-    let b = login_body(AuthMethod::RaxKsKey, "u", "k", "D");
+    let b = login_body(AuthMethod::RaxKsKey, "u", "k", "D", None);
     assert_eq!(b["auth"]["RAX-KSKEY:apiKeyCredentials"]["apiKey"], "k");
-    let b = login_body(AuthMethod::V2Password, "u", "p", "D");
+    let b = login_body(AuthMethod::V2Password, "u", "p", "D", None);
     assert_eq!(b["auth"]["passwordCredentials"]["password"], "p");
-    let b = login_body(AuthMethod::V3Password, "u", "p", "D");
+    let b = login_body(AuthMethod::V3Password, "u", "p", "D", None);
     let user = &b["auth"]["identity"]["password"]["user"];
     assert_eq!(
         (user["name"].as_str(), user["domain"]["name"].as_str()),
         (Some("u"), Some("D"))
     );
     assert_eq!(b["auth"]["identity"]["methods"][0], "password");
+    assert!(
+        b["auth"].get("scope").is_none(),
+        "unscoped without a project: {b}"
+    );
+}
+
+#[test]
+fn v3_body_with_a_project_scope() {
+    let b = login_body(AuthMethod::V3Password, "u", "p", "D", Some("P1"));
+    assert_eq!(
+        b["auth"]["scope"],
+        serde_json::json!({"project": {"id": "P1"}}),
+        "{b}"
+    );
+    assert_eq!(b["auth"]["identity"]["password"]["user"]["name"], "u");
+    // v2 bodies have no such scope: a project id never leaks into them.
+    let b = login_body(AuthMethod::V2Password, "u", "p", "D", Some("P1"));
+    assert!(!b.to_string().contains("P1"), "{b}");
 }
 
 #[test]

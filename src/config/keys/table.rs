@@ -111,6 +111,7 @@ keys! {
     // Authentication beyond the original's -u/-k (issue 4).
     AuthMethod = authentication::AUTH_METHOD,
     AuthDomain = authentication::AUTH_DOMAIN,
+    AuthProjectId = authentication::AUTH_PROJECT_ID,
     SecretName = authentication::SECRET_NAME,
     SecretNamespace = authentication::SECRET_NAMESPACE,
     SecretUserKey = authentication::SECRET_USER_KEY,

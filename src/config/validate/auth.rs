@@ -1,4 +1,4 @@
-//! Authentication: the Keystone URL, method and domain, and where the credentials come from
+//! Authentication: the Keystone URL, method, domain and v3 project scope, and where the credentials come from
 //! (the Kubernetes API, files, the environment, the command line or the config file).
 
 use std::time::Duration;
@@ -33,6 +33,20 @@ pub(super) fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, Conf
         let (spec, entry) = v.required(Key::AuthDomain)?;
         return Err(invalid(spec, entry, "a non-empty Keystone v3 domain name"));
     }
+    // Only v3 has a scope in its login body; a v2 tenant is not the same thing, so a project
+    // id given with a v2 method is a mistake to report, not a value to ignore.
+    let project_id = match v.optional_string(Key::AuthProjectId)? {
+        Some((_, entry)) if method != AuthMethod::V3Password => {
+            return Err(invalid(
+                Key::AuthProjectId.spec(),
+                entry,
+                "no value unless auth_method is v3-password (only a v3 login has a project \
+                 scope: remove auth_project_id or set auth_method = v3-password)",
+            ));
+        }
+        Some((id, _)) => Some(id.trim().to_owned()),
+        None => None,
+    };
     let max_answer_bytes = v.size(Key::AuthMaxAnswerBytes, 1024, 1 << 30)?;
     let base = |user: String, key: String, user_source, key_source, kube_secret| AuthSettings {
         user,
@@ -42,6 +56,7 @@ pub(super) fn auth_settings(v: &Values<'_>) -> Result<Option<AuthSettings>, Conf
         user_source,
         method,
         domain: domain.clone(),
+        project_id: project_id.clone(),
         kube_secret,
         poll_interval: CREDENTIAL_POLL_INTERVAL,
         max_answer_bytes,

@@ -33,6 +33,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::keystone::{KeystoneDouble, KeystoneShared};
+use super::real_keystone::KeystoneAdmin;
 
 mod conn;
 mod contract;
@@ -121,6 +122,12 @@ enum Auth {
     Open,
     Token(String),
     Keystone(Arc<KeystoneShared>),
+    /// Each token checked with a real Keystone (`GET /v3/auth/tokens`) before anything else,
+    /// and required to be scoped to `project`.
+    RealKeystone {
+        admin: Arc<KeystoneAdmin>,
+        project: String,
+    },
 }
 
 struct State {
@@ -272,6 +279,16 @@ impl BluefloodDouble {
         self.shared.lock().auth = Auth::Keystone(ks.shared());
     }
 
+    /// Every request's `X-Auth-Token` validated with a real Keystone, as Repose does in front
+    /// of Blueflood: a token Keystone takes, scoped to `project`, passes; any other gets 401
+    /// (expired, revoked, unscoped); 503 while Keystone cannot say (down).
+    pub fn require_real_keystone(&self, admin: Arc<KeystoneAdmin>, project: &str) {
+        self.shared.lock().auth = Auth::RealKeystone {
+            admin,
+            project: project.to_owned(),
+        };
+    }
+
     /// Poison names: a request containing any of them fails whole with 400 "Cannot parse content".
     pub fn set_reject_names(&self, names: Vec<String>) {
         self.shared.lock().reject_names = names.into_iter().collect();
@@ -293,6 +310,23 @@ impl BluefloodDouble {
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+/// With [`BluefloodDouble::require_real_keystone`]: `None` when Keystone takes the token,
+/// else the answer the identity layer gives instead of Blueflood's.
+async fn real_keystone_verdict(shared: &Shared, token: Option<&str>) -> Option<Fault> {
+    let (admin, project) = match &shared.lock().auth {
+        Auth::RealKeystone { admin, project } => (admin.clone(), project.clone()),
+        _ => return None,
+    };
+    let Some(token) = token else {
+        return Some(Fault::Status(401));
+    };
+    match admin.validate(token).await {
+        Ok(Some(scope)) if scope == project => None,
+        Ok(_) => Some(Fault::Status(401)),
+        Err(_) => Some(Fault::Status(503)),
     }
 }
 
@@ -326,6 +360,10 @@ async fn handle(
     };
     let accept = header(&req, "accept");
     let (parts, body) = req.into_parts();
+    let fault = match fault {
+        None => real_keystone_verdict(&shared, record.auth_token.as_deref()).await,
+        some => some,
+    };
 
     // Read the whole request first (also for faults: a Reset happens after the request arrived).
     let raw = axum::body::to_bytes(Body::new(body), MAX_RAW_BODY).await;

@@ -1,6 +1,6 @@
-//! Shared support for integration tests: the Blueflood and Keystone test doubles and small
-//! helpers to feed the forwarder (carbon pickle frames, raw TCP sends, clocks, compression,
-//! secret files rewritten as in production: `secrets`).
+//! Shared support for integration tests: the Blueflood and Keystone test doubles, a real
+//! Keystone (`real_keystone`), and small helpers to feed the forwarder (carbon pickle frames,
+//! raw TCP sends, clocks, compression, secret files rewritten as in production: `secrets`).
 //! Each test crate uses a subset, hence the blanket `dead_code` allowance.
 
 pub mod blueflood;
@@ -8,6 +8,7 @@ pub mod carbon_pickle;
 pub mod keystone;
 pub mod kube_cluster;
 pub mod mimic;
+pub mod real_keystone;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;

@@ -25,6 +25,16 @@ pub(super) const AUTH_DOMAIN: KeySpec = value(
     "Keystone v3 user domain name",
 );
 
+pub(super) const AUTH_PROJECT_ID: KeySpec = value(
+    "auth_project_id",
+    None,
+    None,
+    "ID",
+    Text,
+    Authentication,
+    "Keystone v3 only: ask for a token scoped to this project (its id) [default: unscoped; Keystone then scopes to the user's default project, if any]",
+);
+
 pub(super) const SECRET_NAME: KeySpec = value(
     "secret_name",
     None,

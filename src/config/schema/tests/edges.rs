@@ -33,6 +33,7 @@ const ACROSS_KEYS: &[(Key, Key, &str)] = &[
     (Key::RetryMax, Key::RetryInitial, "0.000000001"),
     (Key::PartialFrameBytes, Key::MaxFrameBytes, "1"),
     (Key::PartialFrameBytes, Key::MaxLineBytes, "1"),
+    (Key::AuthProjectId, Key::AuthMethod, "v3-password"),
 ];
 
 /// Validates the defaults with `key` set to `value` in a config file.
