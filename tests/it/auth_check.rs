@@ -4,34 +4,10 @@
 
 use crate::support;
 
-use std::process::Output;
 use std::time::Duration;
 
 use support::blueflood::BluefloodDouble;
 use support::keystone::KeystoneDouble;
-
-const BIN: &str = env!("CARGO_BIN_EXE_blueflood-forward");
-
-/// Runs the binary off the async runtime (the doubles live on it).
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run binary")
-    })
-    .await
-    .expect("join")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_passes_and_stores_its_datapoint() {
@@ -41,7 +17,7 @@ async fn check_passes_and_stores_its_datapoint() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("apiKey");
     std::fs::write(&key, "s3cret-api-key\n").unwrap();
-    let out = run(vec![
+    let out = support::run_binary(vec![
         "check".into(),
         "-b".into(),
         bf.url(),
@@ -57,7 +33,7 @@ async fn check_passes_and_stores_its_datapoint() {
         ks.url(),
     ])
     .await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     for line in [
         "ok      config:",
@@ -81,7 +57,7 @@ async fn check_passes_and_stores_its_datapoint() {
 async fn check_reports_a_refused_login_and_exits_1() {
     let ks = KeystoneDouble::start("alice", "the-right-key").await;
     let bf = BluefloodDouble::start().await;
-    let out = run(vec![
+    let out = support::run_binary(vec![
         "-b".into(),
         bf.url(),
         "-u".into(),
@@ -93,7 +69,7 @@ async fn check_reports_a_refused_login_and_exits_1() {
         "check".into(),
     ])
     .await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
         t.contains("FAILED  authenticate: identity service refused the credentials (HTTP 401)"),
@@ -120,14 +96,14 @@ async fn check_no_send_and_unreachable_blueflood() {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
-    let out = run(base(&["--no-send", "--auth-method", "v2-password"])).await;
-    let t = text(&out);
+    let out = support::run_binary(base(&["--no-send", "--auth-method", "v2-password"])).await;
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("skipped send: --no-send"), "{t}");
     assert!(t.contains("v2-password"), "{t}");
 
-    let out = run(base(&["--request-timeout", "2"])).await;
-    let t = text(&out);
+    let out = support::run_binary(base(&["--request-timeout", "2"])).await;
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
         t.contains("FAILED  send:") && t.contains("did not answer"),
@@ -135,25 +111,25 @@ async fn check_no_send_and_unreachable_blueflood() {
     );
 
     // A configuration error is a failed first step (and the usual exit code 64).
-    let out = run(vec!["check".into(), "--auth-method".into(), "v4".into()]).await;
-    let t = text(&out);
+    let out = support::run_binary(vec!["check".into(), "--auth-method".into(), "v4".into()]).await;
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(64), "{t}");
     assert!(
         t.contains("FAILED  config:") && t.contains("auth_method"),
         "{t}"
     );
     // `check` may come after the flags, as in any run's command line.
-    let out = run(vec!["--auth-method".into(), "v4".into(), "check".into()]).await;
-    let t = text(&out);
+    let out = support::run_binary(vec!["--auth-method".into(), "v4".into(), "check".into()]).await;
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(64), "{t}");
     assert!(
         t.contains("FAILED  config:") && t.contains("check FAILED"),
         "{t}"
     );
     // Not a check: only the message on stderr, nothing on stdout.
-    let out = run(vec!["--auth-method".into(), "v4".into()]).await;
+    let out = support::run_binary(vec!["--auth-method".into(), "v4".into()]).await;
     assert_eq!(out.status.code(), Some(64));
-    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", support::output_text(&out));
 }
 
 /// Userinfo in a URL is a password: `check` shows where it connects, never who as.
@@ -162,7 +138,7 @@ async fn check_never_shows_a_password_from_a_url() {
     let ks = KeystoneDouble::start("alice", "k").await;
     let bf = BluefloodDouble::start().await;
     let with_userinfo = |url: String, who: &str| url.replacen("://", &format!("://{who}@"), 1);
-    let out = run(vec![
+    let out = support::run_binary(vec![
         "check".into(),
         "-b".into(),
         with_userinfo(bf.url(), "bfuser:bf-url-PASSWORD"),
@@ -174,7 +150,7 @@ async fn check_never_shows_a_password_from_a_url() {
         with_userinfo(ks.url(), "ksuser:ks-url-PASSWORD"),
     ])
     .await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(!t.contains("PASSWORD"), "{t}");
     assert!(
@@ -183,13 +159,13 @@ async fn check_never_shows_a_password_from_a_url() {
     );
 
     // Refused before anything runs (exit 64), and the message still names the key.
-    let out = run(vec![
+    let out = support::run_binary(vec![
         "check".into(),
         "-b".into(),
         "ftp://bfuser:bf-url-PASSWORD@blueflood.example:19000".into(),
     ])
     .await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(64), "{t}");
     assert!(t.contains("\"blueflood\""), "{t}");
     assert!(!t.contains("PASSWORD"), "{t}");
@@ -234,8 +210,8 @@ async fn check_escapes_control_characters_in_an_answer() {
         b"\x1b[2J\x1b[1;1Hnope\r\nok      send: stored\ncheck passed\n\x07",
     )
     .await;
-    let out = run(vec!["check".into(), "-b".into(), url]).await;
-    let t = text(&out);
+    let out = support::run_binary(vec!["check".into(), "-b".into(), url]).await;
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{t}");

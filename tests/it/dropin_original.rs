@@ -269,22 +269,19 @@ fn run(args: &[&str]) -> Output {
         .expect("run binary")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn the_binary_refuses_the_example_conf_as_shipped_with_exit_64() {
     let out = run(&["-c", &example(), "check", "--no-send"]);
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(64), "{t}");
     assert!(t.contains("\"tenant\""), "{t}");
     let out = run(&["-c", &example()]);
-    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        support::output_text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +291,7 @@ async fn the_binary_checks_the_example_conf_with_a_tenant() {
     })
     .await
     .expect("join");
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains(
@@ -310,7 +307,7 @@ async fn the_binary_checks_the_example_conf_with_a_tenant() {
     })
     .await
     .expect("join");
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
         t.contains("send: 1 datapoint blueflood_forward.check stored"),

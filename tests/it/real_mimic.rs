@@ -14,7 +14,7 @@
 //! `.cache/mimic-venv`). Without it each test passes without running and prints `SKIPPED ...`,
 //! unless `CI=true` or `BFF_INTEROP_REQUIRED=1`, when it fails.
 
-use crate::reliability_child::{self as rc, BIN};
+use crate::reliability_child as rc;
 use crate::support;
 
 use std::path::PathBuf;
@@ -68,23 +68,10 @@ impl Fixture {
     }
 }
 
-/// Runs `blueflood-forward check` off the async runtime (mimic and the double live on it).
+/// `blueflood-forward check ARGS`, to its exit, and its output as one text.
 async fn check(args: Vec<String>) -> (Output, String) {
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .arg("check")
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run binary")
-    })
-    .await
-    .expect("join");
-    let text = format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = support::run_binary([vec!["check".to_owned()], args].concat()).await;
+    let text = support::output_text(&out);
     (out, text)
 }
 

@@ -7,31 +7,15 @@ use std::process::Output;
 use std::time::Duration;
 
 use super::{Case, auth_args, logins, report};
-use crate::reliability_child::{BIN, n};
-use crate::support::real_keystone::RealKeystone;
+use crate::reliability_child::n;
+use crate::support::{self, real_keystone::RealKeystone};
 
 const RIGHT: &str = "wrong-case-right-pw";
 const WRONG: &str = "wrong-case-WRONG-pw";
 
+/// `blueflood-forward check ARGS`, to its exit.
 async fn check(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .arg("check")
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run check")
-    })
-    .await
-    .expect("join")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::run_binary([vec!["check".to_owned()], args].concat()).await
 }
 
 pub(super) async fn a_wrong_password_fails_check_and_loses_nothing(ks: &RealKeystone) {
@@ -41,7 +25,7 @@ pub(super) async fn a_wrong_password_fails_check_and_loses_nothing(ks: &RealKeys
     args.extend(auth_args(ks, case.secrets.path(), &case.user.project_id));
 
     let out = check(args.clone()).await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -93,7 +77,7 @@ pub(super) async fn a_wrong_password_fails_check_and_loses_nothing(ks: &RealKeys
 
     case.rotate_secret(RIGHT);
     let out = check(args).await;
-    let t = text(&out);
+    let t = support::output_text(&out);
     assert_eq!(
         out.status.code(),
         Some(0),

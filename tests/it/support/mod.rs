@@ -140,3 +140,26 @@ pub fn spool_records(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, u
     }
     out
 }
+
+/// Runs the forwarder binary with `args` to its exit, off the async runtime (the doubles a test
+/// starts live on it), without the developer's `RUST_LOG`.
+pub async fn run_binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_blueflood-forward"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run the forwarder binary")
+    })
+    .await
+    .expect("join the blocking run")
+}
+
+/// A finished run's stdout and stderr as one text, for assertions and their messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
