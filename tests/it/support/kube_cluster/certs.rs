@@ -10,25 +10,39 @@ use super::process::run_ok;
 impl KubeCluster {
     /// A CA that signed nothing of this cluster (its certificate file).
     pub fn other_ca(&self) -> PathBuf {
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(self.dir.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another-ca",
-            "-keyout",
-            "other-ca.key",
-            "-out",
-            "other-ca.crt",
-        ]);
-        run_ok("openssl: another CA", cmd);
+        self_signed_ca(self.dir.path(), "another-ca", "other-ca");
         self.dir.path().join("other-ca.crt")
     }
+}
+
+/// A self-signed CA named `cn` in `dir`: `{stem}.key` and `{stem}.crt`.
+fn self_signed_ca(dir: &Path, cn: &str, stem: &str) {
+    let (subj, key, crt) = (
+        format!("/CN={cn}"),
+        format!("{stem}.key"),
+        format!("{stem}.crt"),
+    );
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &subj,
+        "-keyout",
+        &key,
+        "-out",
+        &crt,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run_ok(&format!("openssl: CA {cn}"), cmd);
 }
 
 /// A CA, a serving certificate for 127.0.0.1 signed by it, and the ServiceAccount signing key
@@ -39,28 +53,7 @@ pub fn make_certificates(dir: &Path) {
         cmd.current_dir(dir).args(args);
         run_ok(what, cmd);
     };
-    ssl(
-        "openssl: CA",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=bff-test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
+    self_signed_ca(dir, "bff-test-ca", "ca");
     ssl(
         "openssl: server key",
         &[
