@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real kube-apiserver (and etcd) for tests/it/real_kube: installs Debian's etcd-server, and
 # builds kube-apiserver 1.20.2 from Debian's `kubernetes` source package once, caching the binary
-# outside the clone (no Debian or registry package ships the server binary).
+# outside the clone (no Debian or registry package ships the server binary). The same build makes
+# kube-controller-manager, kube-scheduler and kubelet (scripts/check-cluster.sh's single-node
+# cluster) and the pause image's static binary, from the same source tree.
 #
 #   bash scripts/kube-apiserver.sh          # build or reuse; prints the env lines for the tests
 #   bash scripts/kube-apiserver.sh --env F  # same, and writes those lines to file F
@@ -72,13 +74,19 @@ EOF
     export PATH=$GO:$PATH GOPATH=$WORK/gopath GOCACHE=$WORK/gocache GOFLAGS=-mod=vendor \
       GO111MODULE=on GOPROXY=off GOTOOLCHAIN=local
     export KUBE_GIT_VERSION=v$K8S_VERSION KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=debian-$DEB_VERSION
-    make WHAT=cmd/kube-apiserver >&2
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet" >&2
   )
-  built=$(find "$SRC/_output" -type f -name kube-apiserver -perm -u+x | head -n1)
-  [[ -x $built ]] || { echo "kube: make produced no kube-apiserver under $SRC/_output" >&2; exit 1; }
   mkdir -p "$CACHE"
-  cp "$built" "$BIN.tmp"
-  mv "$BIN.tmp" "$BIN"
+  for b in "${BINARIES[@]}"; do
+    built=$(find "$SRC/_output" -type f -name "$b" -perm -u+x | head -n1)
+    [[ -x $built ]] || { echo "kube: make produced no $b under $SRC/_output" >&2; exit 1; }
+    cp "$built" "$CACHE/$b.tmp"
+  done
+  # The pod sandbox's pause process, static so the image needs nothing else.
+  gcc -static -O2 -o "$CACHE/pause.tmp" \
+    -DVERSION="\"$K8S_VERSION-debian\"" "$SRC/build/pause/linux/pause.c"
+  mv "$CACHE/pause.tmp" "$CACHE/pause"
+  for b in "${BINARIES[@]}"; do mv "$CACHE/$b.tmp" "$CACHE/$b"; done
   echo "$DEB_VERSION" > "$CACHE/debian-version"
   # Older recipes' binaries are no longer used.
   find "$CACHE_BASE" -maxdepth 1 -name "kube-apiserver-*" ! -path "$CACHE" -exec rm -rf {} + || true
@@ -88,7 +96,8 @@ EOF
 }
 
 # Everything that shapes the binary (versions and the build function): a change is a new cache entry.
-RECIPE=$( (echo "$K8S_VERSION $GO_PKG"; declare -f build_apiserver) | sha256sum | cut -c1-12)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+RECIPE=$( (echo "$K8S_VERSION $GO_PKG ${BINARIES[*]}"; declare -f build_apiserver) | sha256sum | cut -c1-12)
 CACHE_BASE=${BFF_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/blueflood-forward}
 CACHE=$CACHE_BASE/kube-apiserver-$K8S_VERSION-$RECIPE
 BIN=$CACHE/kube-apiserver
@@ -97,7 +106,7 @@ BIN=$CACHE/kube-apiserver
 # openssl makes the test cluster's certificates.
 apt_install etcd-server etcd-client openssl
 
-if [[ -x $BIN ]] && "$BIN" --version >/dev/null 2>&1; then
+if [[ -x $BIN && -x $CACHE/kubelet && -x $CACHE/pause ]] && "$BIN" --version >/dev/null 2>&1; then
   echo "== kube: cached $("$BIN" --version) at $BIN (warm, $(($(date +%s) - t0)) s)" >&2
 else
   build_apiserver
@@ -108,6 +117,7 @@ ETCDCTL=$(command -v etcdctl)
 KUBECTL=$(bash "$ROOT/scripts/check-deploy.sh" --print-helm | xargs dirname)/kubectl
 HELM=$(bash "$ROOT/scripts/check-deploy.sh" --print-helm)
 ENV_LINES="BFF_KUBE_APISERVER=$BIN
+BFF_KUBE_BIN_DIR=$CACHE
 BFF_ETCD=$ETCD
 BFF_ETCDCTL=$ETCDCTL
 BFF_KUBECTL=$KUBECTL

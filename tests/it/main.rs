@@ -31,6 +31,7 @@ mod logs;
 mod otel;
 mod protocol_fixtures;
 mod protocol_hostile;
+mod real_cluster;
 mod real_keystone;
 mod real_kube;
 mod real_mimic;

@@ -194,6 +194,16 @@ allows whole numbers up to 2^53 - 1, which a float64 holds exactly.
 {{- end -}}
 
 {{/* config.toml of the forwarder. */}}
+{{/* The address the pod's listeners bind: listenAddress, or all addresses. */}}
+{{- define "blueflood-forward.bindAddress" -}}
+{{- .Values.listenAddress | default "0.0.0.0" -}}
+{{- end -}}
+
+{{/* A twisted-style endpoint's interface option for listenAddress (nothing when unset). */}}
+{{- define "blueflood-forward.interfaceOpt" -}}
+{{- with .Values.listenAddress }}:interface={{ . }}{{ end -}}
+{{- end -}}
+
 {{- define "blueflood-forward.configToml" -}}
 {{- /* forwarder's values, with the tenant as a string of its digits */ -}}
 {{- $f := merge (dict "tenant" (include "blueflood-forward.tenant" .)) .Values.forwarder -}}
@@ -203,15 +213,15 @@ allows whole numbers up to 2^53 - 1, which a float64 holds exactly.
 # Only the carbon-relay container of this pod sends here.
 endpoint = {{ printf "tcp:%d:interface=127.0.0.1" (int $f.pickle.port) | toJson }}
 {{- else }}
-endpoint = {{ printf "tcp:%d" (int $f.pickle.port) | toJson }}
+endpoint = {{ printf "tcp:%d%s" (int $f.pickle.port) (include "blueflood-forward.interfaceOpt" .) | toJson }}
 {{- end }}
 {{- if $f.line.enabled }}
-line_endpoint = {{ printf "tcp:%d" (int $f.line.port) | toJson }}
+line_endpoint = {{ printf "tcp:%d%s" (int $f.line.port) (include "blueflood-forward.interfaceOpt" .) | toJson }}
 {{- end }}
 {{- if $f.udp.enabled }}
-udp_endpoint = {{ printf "udp:%d" (int $f.udp.port) | toJson }}
+udp_endpoint = {{ printf "udp:%d%s" (int $f.udp.port) (include "blueflood-forward.interfaceOpt" .) | toJson }}
 {{- end }}
-admin_addr = {{ printf "0.0.0.0:%d" (int $f.adminPort) | toJson }}
+admin_addr = {{ printf "%s:%d" (include "blueflood-forward.bindAddress" .) (int $f.adminPort) | toJson }}
 blueflood = {{ $f.blueflood | toJson }}
 tenant = {{ $f.tenant | toJson }}
 metric_prefix = {{ $f.prefix | toJson }}
@@ -286,9 +296,9 @@ USER =
 STORAGE_DIR = /var/lib/carbon
 LOG_DIR = /var/lib/carbon/log
 PID_DIR = /var/lib/carbon
-LINE_RECEIVER_INTERFACE = 0.0.0.0
+LINE_RECEIVER_INTERFACE = {{ include "blueflood-forward.bindAddress" . }}
 LINE_RECEIVER_PORT = {{ int .Values.relay.linePort }}
-PICKLE_RECEIVER_INTERFACE = 0.0.0.0
+PICKLE_RECEIVER_INTERFACE = {{ include "blueflood-forward.bindAddress" . }}
 PICKLE_RECEIVER_PORT = {{ int .Values.relay.picklePort }}
 ENABLE_UDP_LISTENER = False
 RELAY_METHOD = rules
@@ -350,6 +360,9 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
     httpGet:
       path: /livez
       port: admin
+      {{- with .Values.listenAddress }}
+      host: {{ . }}
+      {{- end }}
     periodSeconds: {{ int $f.startupProbe.periodSeconds }}
     failureThreshold: {{ int $f.startupProbe.failureThreshold }}
   {{- end }}
@@ -358,6 +371,9 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
     httpGet:
       path: /livez
       port: admin
+      {{- with .Values.listenAddress }}
+      host: {{ . }}
+      {{- end }}
     periodSeconds: {{ int $f.livenessProbe.periodSeconds }}
     timeoutSeconds: {{ int $f.livenessProbe.timeoutSeconds }}
     failureThreshold: {{ int $f.livenessProbe.failureThreshold }}
@@ -367,6 +383,9 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
     httpGet:
       path: /readyz
       port: admin
+      {{- with .Values.listenAddress }}
+      host: {{ . }}
+      {{- end }}
     periodSeconds: {{ int $f.readinessProbe.periodSeconds }}
     timeoutSeconds: {{ int $f.readinessProbe.timeoutSeconds }}
     failureThreshold: {{ int $f.readinessProbe.failureThreshold }}

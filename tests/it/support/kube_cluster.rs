@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use certs::make_certificates;
-pub use process::{Proc, free_port, run, run_ok};
+pub use process::{Proc, free_port, run, run_ok, run_within};
 use process::{wait_output, which};
 
 /// How long etcd or the API server may take to become ready (the API server needs ~3 s).

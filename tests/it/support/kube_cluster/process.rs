@@ -88,17 +88,26 @@ pub fn run_ok(what: &str, cmd: Command) -> String {
 }
 
 /// Runs `cmd` to its end, at most [`TOOL_TIMEOUT`] (killed by pid after that); any exit code.
-pub fn run(what: &str, mut cmd: Command) -> Output {
+pub fn run(what: &str, cmd: Command) -> Output {
+    run_within(what, cmd, TOOL_TIMEOUT)
+}
+
+/// [`run`] with another bound, for tools that wait on a cluster (`helm install --wait`).
+pub fn run_within(what: &str, mut cmd: Command, limit: Duration) -> Output {
     let child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: spawn {cmd:?}: {e}"));
-    wait_output(what, child, None)
+    wait_output_within(what, child, None, limit)
 }
 
-pub fn wait_output(what: &str, mut child: Child, stdin: Option<&str>) -> Output {
+pub fn wait_output(what: &str, child: Child, stdin: Option<&str>) -> Output {
+    wait_output_within(what, child, stdin, TOOL_TIMEOUT)
+}
+
+fn wait_output_within(what: &str, mut child: Child, stdin: Option<&str>, limit: Duration) -> Output {
     {
         use std::io::Write;
         let mut pipe = child.stdin.take().expect("stdin piped");
@@ -110,7 +119,7 @@ pub fn wait_output(what: &str, mut child: Child, stdin: Option<&str>) -> Output 
     // A watchdog kills the child by pid if it outlives the bound; wait_with_output then returns.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        if done_rx.recv_timeout(TOOL_TIMEOUT).is_err() {
+        if done_rx.recv_timeout(limit).is_err() {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
@@ -123,7 +132,7 @@ pub fn wait_output(what: &str, mut child: Child, stdin: Option<&str>) -> Output 
     let killed = watchdog.join().unwrap_or(false);
     assert!(
         !killed,
-        "{what}: still running after {TOOL_TIMEOUT:?}; killed"
+        "{what}: still running after {limit:?}; killed"
     );
     out
 }
