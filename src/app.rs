@@ -7,10 +7,13 @@
 //! flips readiness to ready. [`start`] does both.
 //!
 //! Shutdown (on [`Running::shutdown`], which the binary calls on SIGTERM/SIGINT; the sequence
-//! is in `shutdown`): readiness turns to draining, listeners stop accepting and connections
-//! read what is already waiting; then everything buffered is flushed; whatever is still
-//! undelivered when `shutdown_timeout` (counted from the signal) runs out — or when
-//! [`Running::wait_unless`] cuts the drain short (a second signal) — is counted as
+//! is in `shutdown`): with a `shutdown_delay`, readiness first turns to delaying while
+//! everything goes on as before (listeners accept, delivery runs) until the delay is over or
+//! [`Running::wait_delay`] ends it (a second signal). Then readiness turns to draining,
+//! listeners stop accepting and connections read what is already waiting; then everything
+//! buffered is flushed; whatever is still undelivered when `shutdown_timeout` (counted from
+//! the end of the delay) runs out — or when [`Running::wait_unless`] cuts the drain short (a
+//! further signal) — is counted as
 //! `shutdown_timeout`, or, with a spool, written to the spool for the next start. The admin
 //! server answers until the end.
 
@@ -20,6 +23,7 @@ mod shutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
@@ -85,6 +89,12 @@ pub struct Running {
     ledger: Arc<Ledger>,
     buffer: Arc<Buffer>,
     health: Arc<Health>,
+    /// `shutdown_delay`.
+    delay: Duration,
+    /// Cancelled by [`Running::shutdown`]: the delay, if any, starts.
+    stop: CancellationToken,
+    end_delay: CancellationToken,
+    /// Cancelled when the drain starts (at once when there is no delay).
     shutdown: CancellationToken,
     cut: shutdown::Cut,
     done: JoinHandle<LedgerSnapshot>,
@@ -128,10 +138,39 @@ impl Running {
         &self.buffer
     }
 
-    /// Starts the graceful shutdown; [`Running::wait`] returns when it is over.
+    /// Starts the graceful shutdown: the drain, or first `shutdown_delay` (not ready, still
+    /// listening); [`Running::wait`] returns when it is over.
     pub fn shutdown(&self) {
-        self.health.set_draining();
-        self.shutdown.cancel();
+        if self.delay.is_zero() {
+            self.health.set_draining();
+            self.shutdown.cancel();
+        } else {
+            self.health.set_delaying();
+        }
+        self.stop.cancel();
+    }
+
+    /// After [`Running::shutdown`]: returns when `shutdown_delay` is over (at once without
+    /// one), or when `cut` resolves first (to a reason, such as the name of a second signal):
+    /// then the delay ends now and the drain starts, and the reason is returned. The drain
+    /// is still whole: [`Running::wait_unless`] is what cuts it.
+    pub async fn wait_delay(
+        &self,
+        cut: impl Future<Output = &'static str>,
+    ) -> Option<&'static str> {
+        if self.delay.is_zero() {
+            return None;
+        }
+        tokio::select! {
+            // A signal not taken here stays pending for the next wait.
+            biased;
+            () = self.shutdown.cancelled() => None,
+            why = cut => {
+                tracing::info!(signal = why, "second signal: shutdown_delay ended, draining now");
+                self.end_delay.cancel();
+                Some(why)
+            }
+        }
     }
 
     /// Waits for the forwarder to finish (after [`Running::shutdown`]) and returns the final
@@ -423,7 +462,13 @@ impl Starting {
         health.set_ready();
 
         let cut = shutdown::Cut::default();
+        let stop = CancellationToken::new();
+        let end_delay = CancellationToken::new();
         let done = tokio::spawn(shutdown::supervise(shutdown::Supervised {
+            stop: stop.clone(),
+            delay: settings.shutdown_delay,
+            end_delay: end_delay.clone(),
+            health: health.clone(),
             shutdown: shutdown.clone(),
             timeout: settings.shutdown_timeout,
             cut: cut.clone(),
@@ -442,6 +487,9 @@ impl Starting {
             ledger,
             buffer,
             health,
+            delay: settings.shutdown_delay,
+            stop,
+            end_delay,
             shutdown,
             cut,
             done,

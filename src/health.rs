@@ -6,8 +6,10 @@
 //! (a watchdog tick) and that the flush loop turns (it beats even while it waits for a delivery
 //! slot, which is progress by design when Blueflood is slow).
 //!
-//! Readiness is a latch: `starting` until everything is bound, then `ready`, then `draining`
-//! from SIGTERM on, never back. While ready, the buffer's fill above the high-water mark makes
+//! Readiness is a latch: `starting` until everything is bound, then `ready`, then — from SIGTERM
+//! on, never back — `delaying` while `shutdown_delay` runs (still listening: only readiness
+//! says no, so that the Service stops sending new traffic while a sender that is stopping at
+//! the same time can still flush into it), then `draining`. While ready, the buffer's fill above the high-water mark makes
 //! it unready until the fill falls below the low-water mark (high − 0.1): hysteresis, so a
 //! buffer hovering at the mark does not flap the endpoint.
 
@@ -45,11 +47,19 @@ impl Heartbeat {
     }
 }
 
+// The phases as stored, in the only order they go.
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const DELAYING: u8 = 2;
+const DRAINING: u8 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Starting,
     Ready,
+    /// SIGTERM seen, `shutdown_delay` running: listening and delivering, but not ready.
+    Delaying,
     Draining,
 }
 
@@ -57,6 +67,7 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotReady {
     Starting,
+    Delaying,
     Draining,
     HighWater { fill_percent: u32 },
     CredentialsMissing,
@@ -66,6 +77,9 @@ impl NotReady {
     pub fn reason(&self) -> String {
         match self {
             NotReady::Starting => "starting".into(),
+            NotReady::Delaying => {
+                "delaying: shutting down, still accepting data until shutdown_delay ends".into()
+            }
             NotReady::Draining => "draining: shutting down".into(),
             NotReady::HighWater { fill_percent } => {
                 format!("buffer {fill_percent}% full, above the high-water mark")
@@ -103,27 +117,38 @@ impl Health {
 
     pub fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Acquire) {
-            0 => Phase::Starting,
-            1 => Phase::Ready,
+            STARTING => Phase::Starting,
+            READY => Phase::Ready,
+            DELAYING => Phase::Delaying,
             _ => Phase::Draining,
         }
     }
 
-    /// Starting → ready. Never undoes draining.
+    /// Starting → ready. Never undoes delaying or draining.
     pub fn set_ready(&self) {
         let _ = self
             .phase
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
+            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// → delaying, unless already draining (a phase never goes back).
+    pub fn set_delaying(&self) {
+        let _ = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                (p < DELAYING).then_some(DELAYING)
+            });
     }
 
     pub fn set_draining(&self) {
-        self.phase.store(2, Ordering::Release);
+        self.phase.store(DRAINING, Ordering::Release);
     }
 
     /// Readiness given the buffer's fill (0..=1) and whether credentials are loaded.
     pub fn readiness(&self, fill: f64, credentials_loaded: bool) -> Result<(), NotReady> {
         match self.phase() {
             Phase::Starting => return Err(NotReady::Starting),
+            Phase::Delaying => return Err(NotReady::Delaying),
             Phase::Draining => return Err(NotReady::Draining),
             Phase::Ready => {}
         }
@@ -181,8 +206,14 @@ mod tests {
         assert!(h.readiness(0.85, true).is_err());
         assert_eq!(h.readiness(0.79, true), Ok(()));
         assert_eq!(h.readiness(0.85, true), Ok(()));
-        h.set_draining();
+        h.set_delaying();
         h.set_ready();
+        assert_eq!(h.phase(), Phase::Delaying);
+        assert_eq!(h.readiness(0.0, true), Err(NotReady::Delaying));
+        h.set_draining();
+        h.set_delaying();
+        h.set_ready();
+        assert_eq!(h.phase(), Phase::Draining);
         assert_eq!(h.readiness(0.0, true), Err(NotReady::Draining));
     }
 
@@ -192,7 +223,7 @@ mod tests {
         assert_eq!(h.liveness(), Ok(()));
         let old = Health {
             started: h.started,
-            phase: AtomicU8::new(1),
+            phase: AtomicU8::new(READY),
             over_high_water: AtomicBool::new(false),
             high_water: 0.9,
             watchdog: Heartbeat::new(Instant::now() - Duration::from_secs(60)),

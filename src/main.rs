@@ -1,6 +1,7 @@
 //! The `blueflood-forward` binary: load the configuration (exit 64 when it is wrong), start the
 //! forwarder (exit 1 when that fails), and shut it down gracefully on SIGTERM or SIGINT, at
-//! once on a second one (exit 143 or 130). Everything else is the library.
+//! once on a second one (exit 143 or 130) — or, during `shutdown_delay`, a second one ends the
+//! delay and a third cuts the drain. Everything else is the library.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -74,7 +75,8 @@ fn check(settings: &config::Settings, send: bool) -> ExitCode {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then drains; a second signal during the drain cuts it short.
+/// Runs until SIGTERM or SIGINT, then waits out `shutdown_delay` (a second signal ends it) and
+/// drains; a signal during the drain cuts it short.
 /// The exit code is 0, or that of a process killed by the second signal (128 + its number).
 fn run(settings: config::Settings) -> anyhow::Result<ExitCode> {
     // Before anything opens a descriptor it would count against.
@@ -91,6 +93,7 @@ fn run(settings: config::Settings) -> anyhow::Result<ExitCode> {
         let first = signals.next().await;
         tracing::info!("{first} received");
         running.shutdown();
+        running.wait_delay(signals.next()).await;
         let (_, cut) = running.wait_unless(signals.next()).await;
         Ok(match cut {
             None => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! The shutdown sequence, run by one supervisor task from the start: it waits for the shutdown
-//! signal, lets listeners and connections drain, flushes, and at the deadline — or at once,
+//! signal, waits out `shutdown_delay` (listening and delivering as before, only readiness says
+//! no; a second signal ends it), then stops the listeners, lets connections drain, flushes,
+//! and at the deadline (`shutdown_timeout`, counted from the end of the delay) — or at once,
 //! when the shutdown is cut short (a second signal) — aborts delivery and keeps or counts
 //! whatever is not yet stored (`SpillPolicy::keep_at_deadline`: spooled, else counted
 //! `shutdown_timeout`). It returns the final counters.
@@ -15,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::accounting::{DropReason, Ledger, LedgerSnapshot};
 use crate::forward::DeliveryContext;
+use crate::health::Health;
 
 /// Cuts a shutdown short: the deadline is now. `why` (the signal's name) is set first, for the
 /// last log line.
@@ -36,6 +39,13 @@ impl Cut {
 }
 
 pub(super) struct Supervised {
+    /// The first signal: the delay (if any) starts.
+    pub stop: CancellationToken,
+    pub delay: Duration,
+    /// Ends the delay early (a second signal during it).
+    pub end_delay: CancellationToken,
+    pub health: Arc<Health>,
+    /// The drain starts: listeners stop accepting, the spool drainer stops reading.
     pub shutdown: CancellationToken,
     pub timeout: Duration,
     pub cut: Cut,
@@ -61,6 +71,10 @@ async fn before<F: Future>(deadline: Instant, cut: &Cut, f: F) -> Option<F::Outp
 
 pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
     let Supervised {
+        stop,
+        delay,
+        end_delay,
+        health,
         shutdown,
         timeout,
         cut,
@@ -73,7 +87,23 @@ pub(super) async fn supervise(s: Supervised) -> LedgerSnapshot {
         delivery,
         admin_stop,
     } = s;
-    shutdown.cancelled().await;
+    stop.cancelled().await;
+    if !delay.is_zero() && !shutdown.is_cancelled() {
+        tracing::info!(
+            delay_s = delay.as_secs_f64(),
+            "shutting down after shutdown_delay: not ready, still listening and delivering"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {
+                tracing::info!("shutdown_delay over");
+            }
+            () = end_delay.cancelled() => {}
+        }
+    }
+    health.set_draining();
+    shutdown.cancel();
+    // From the end of the delay: the drain's budget is the same with or without one (the
+    // chart's grace period adds both).
     let deadline = Instant::now() + timeout;
     tracing::info!(
         timeout_s = timeout.as_secs_f64(),

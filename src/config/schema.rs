@@ -34,6 +34,8 @@ pub(crate) enum ValueType {
     },
     /// Seconds above zero, fractions allowed (down to a nanosecond).
     Seconds,
+    /// Seconds, zero (off) or more, fractions allowed.
+    SecondsOrZero,
     /// A number above `above` (a decimal: `"0"`, `"0.1"`) and at most 1.
     Fraction {
         above: &'static str,
@@ -68,6 +70,9 @@ const PORT: &str =
 /// integer digits (far below `Duration`'s limit).
 const SECONDS_PATTERN: &str = "^(0*[1-9][0-9]{0,14}(\\.[0-9]*)?|0*\\.0{0,8}[1-9][0-9]*)$";
 
+/// Seconds as a string, zero allowed: at most 15 integer digits.
+const SECONDS_OR_ZERO_PATTERN: &str = "^([0-9]{1,15}(\\.[0-9]*)?|\\.[0-9]+)$";
+
 /// What the tenant check refuses: `/ ? # \`, whitespace and control characters (the ASCII and
 /// Latin-1 ones: Helm's regex engine and ECMA spell wider Unicode escapes differently, and
 /// nobody's tenant holds U+2000).
@@ -87,6 +92,10 @@ impl ValueType {
             ValueType::Seconds => json!({"anyOf": [
                 {"type": "number", "minimum": 1e-9, "maximum": MAX_EXACT_INTEGER},
                 {"type": "string", "pattern": SECONDS_PATTERN},
+            ]}),
+            ValueType::SecondsOrZero => json!({"anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_EXACT_INTEGER},
+                {"type": "string", "pattern": SECONDS_OR_ZERO_PATTERN},
             ]}),
             ValueType::Fraction { above } => json!({"anyOf": [
                 {"type": "number", "exclusiveMinimum": above.parse::<f64>().unwrap_or(0.0), "maximum": 1},
@@ -127,7 +136,7 @@ impl ValueType {
             ValueType::Integer { .. } | ValueType::Bytes { .. } => {
                 default.parse::<u64>().ok().map(Into::into)
             }
-            ValueType::Seconds | ValueType::Fraction { .. } => number(),
+            ValueType::Seconds | ValueType::SecondsOrZero | ValueType::Fraction { .. } => number(),
             ValueType::IntegerOr { word, .. } if default == word => Some(word.into()),
             ValueType::IntegerOr { .. } => default.parse::<u64>().ok().map(Into::into),
             ValueType::Boolean => default.parse::<bool>().ok().map(Into::into),

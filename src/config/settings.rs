@@ -21,7 +21,10 @@ pub struct Settings {
     pub forward: ForwardSettings,
     /// `None` when `user` is empty: no authentication (as the original).
     pub auth: Option<AuthSettings>,
+    /// The drain's budget, counted from the end of `shutdown_delay`.
     pub shutdown_timeout: Duration,
+    /// After the first signal: not ready, but still listening and delivering this long.
+    pub shutdown_delay: Duration,
     pub dry_run: bool,
     pub log: LogSettings,
     pub admin: AdminSettings,

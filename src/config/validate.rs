@@ -65,6 +65,7 @@ pub(crate) fn settings(resolved: &Resolved) -> Result<Settings, ConfigError> {
         forward,
         auth,
         shutdown_timeout: v.seconds(Key::ShutdownTimeout)?,
+        shutdown_delay: v.seconds_or_zero(Key::ShutdownDelay)?,
         dry_run: v.boolean(Key::DryRun)?,
         log,
         admin: admin::admin_settings(&v)?,

@@ -47,6 +47,16 @@ fn help_exits_0_and_shows_no_secret() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("--auth_url") || text.contains("--auth-url"));
     assert!(!text.contains("hunter2-secret"));
+    // Keys are listed with their defaults, in `check --help` too.
+    for help in [vec!["--help"], vec!["check", "--help"]] {
+        let out = Command::new(BIN).args(&help).output().expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let delay = text
+            .lines()
+            .find(|l| l.contains("--shutdown-delay <SECONDS>"))
+            .unwrap_or_else(|| panic!("no --shutdown-delay in {help:?}:\n{text}"));
+        assert!(delay.contains("[default: 0]"), "{help:?}: {delay}");
+    }
 }
 
 /// Starts the binary with JSON logs and returns it with the address of its first listener of

@@ -1,5 +1,8 @@
 //! Configuration loading through the public `config::load`: defaults, the original's flags,
-//! files, environment, precedence, `*_file`, validation messages and secret hygiene.
+//! files, environment, precedence, `*_file`, validation messages and secret hygiene; keys of
+//! their own in `config/` (`shutdown_delay.rs`).
+
+mod shutdown_delay;
 
 use crate::config_load;
 

@@ -1,7 +1,10 @@
 //! Stopping the binary (a child process, real signals): a second SIGTERM or SIGINT during the
 //! drain stops it at once, with what was still undelivered counted (`shutdown_timeout`, or
 //! spooled when there is a spool) and logged, and the exit code of a process killed by that
-//! signal. (The drain itself and its deadline: `cli.rs`, `reliability_faults.rs`.)
+//! signal. (The drain itself and its deadline: `cli.rs`, `reliability_faults.rs`; the delay
+//! before the drain, `--shutdown-delay`: `shutdown/delay.rs`.)
+
+mod delay;
 
 use crate::reliability_child;
 use crate::support;

@@ -148,6 +148,7 @@ keys! {
     MaxPast = input_limits::MAX_PAST,
     MaxFuture = input_limits::MAX_FUTURE,
     ShutdownTimeout = operation::SHUTDOWN_TIMEOUT,
+    ShutdownDelay = operation::SHUTDOWN_DELAY,
     DryRun = operation::DRY_RUN,
     LogFormat = operation::LOG_FORMAT,
     LogLevel = operation::LOG_LEVEL,

@@ -139,6 +139,20 @@ impl<'a> Values<'a> {
             .ok_or_else(|| invalid(spec, entry, "a number of seconds greater than 0"))
     }
 
+    /// Seconds, zero or more, fractions allowed (zero: off).
+    pub(super) fn seconds_or_zero(&self, key: Key) -> Result<Duration, ConfigError> {
+        let (spec, entry) = self.required(key)?;
+        let secs = match &entry.value {
+            Scalar::Int(i) => Some(*i as f64),
+            Scalar::Float(f) => Some(*f),
+            Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+            Scalar::Bool(_) => None,
+        };
+        secs.filter(|s| s.is_finite() && *s >= 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| invalid(spec, entry, "a number of seconds, 0 (off) or more"))
+    }
+
     /// A number above `above` and at most 1; `expected` says so in the error.
     pub(super) fn fraction(
         &self,

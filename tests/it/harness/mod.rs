@@ -54,6 +54,7 @@ pub fn settings(blueflood_url: &str) -> Settings {
         },
         auth: None,
         shutdown_timeout: Duration::from_secs(10),
+        shutdown_delay: Duration::ZERO,
         dry_run: false,
         log: LogSettings {
             format: LogFormat::Text,

@@ -12,7 +12,17 @@ pub(super) const SHUTDOWN_TIMEOUT: KeySpec = value(
     "SECONDS",
     Seconds,
     Operation,
-    "On SIGTERM, how long to keep delivering buffered points",
+    "On SIGTERM, how long to keep delivering buffered points once the listeners have stopped (after shutdown_delay)",
+);
+
+pub(super) const SHUTDOWN_DELAY: KeySpec = value(
+    "shutdown_delay",
+    None,
+    Some("0"),
+    "SECONDS",
+    SecondsOrZero,
+    Operation,
+    "On SIGTERM, how long to keep listening and delivering (not ready) before the drain starts, so a sender stopped at the same time (carbon-relay in the pod) can flush into it; a second signal ends it",
 );
 
 pub(super) const DRY_RUN: KeySpec = switch(

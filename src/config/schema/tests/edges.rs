@@ -104,6 +104,17 @@ fn inside(ty: ValueType) -> Vec<Value> {
             json!("30"),
             json!("00030.25"),
         ],
+        ValueType::SecondsOrZero => vec![
+            json!(0),
+            json!(1e-9),
+            json!(0.5),
+            json!(MAX_EXACT_INTEGER),
+            json!("0"),
+            json!("0.0"),
+            json!(".5"),
+            json!("5."),
+            json!("000000000000030"),
+        ],
         ValueType::Fraction { above } => {
             let above_f: f64 = above.parse().expect("a Fraction bound is a number");
             let just_above = if above.contains('.') {
@@ -186,6 +197,13 @@ fn outside(ty: ValueType) -> Vec<Value> {
             json!("0.0"),
             json!("-1"),
             json!("0.0000000001"),
+            json!(true),
+        ],
+        ValueType::SecondsOrZero => vec![
+            json!(-1),
+            json!(-0.5),
+            json!("-1"),
+            json!("soon"),
             json!(true),
         ],
         ValueType::Fraction { above } => {
