@@ -96,7 +96,13 @@ async fn deleting_the_pod_with_a_backlog_delivers_everything_before_the_containe
         json!({"forwarder": {"shutdownTimeout": 90}}),
     );
     let c = cluster.clone();
-    let rel = Arc::new(blocking(move || Release::install(&c, "bff-drain", ports, &v)).await);
+    let rel = Arc::new(
+        blocking(move || {
+            c.fresh_namespace("bff-drain");
+            Release::install(&c, "bff-drain", ports, &v)
+        })
+        .await,
+    );
     // A slow Blueflood: every answer waits, so a backlog builds in the forwarder.
     bf.set_delay(Some(Duration::from_millis(1_500)));
     let sent = through_the_relay(&rel, "cluster.drain", 20_000).await;
@@ -130,7 +136,13 @@ async fn spooled_at_deletion(
     );
     let c = cluster.clone();
     let ns = ns.to_string();
-    let rel = Arc::new(blocking(move || Release::install(&c, &ns, ports, &v)).await);
+    let rel = Arc::new(
+        blocking(move || {
+            c.fresh_namespace(&ns);
+            Release::install(&c, &ns, ports, &v)
+        })
+        .await,
+    );
     let sent = through_the_relay(&rel, "cluster.spool", 5_000).await;
     let stopped = delete_pod_and_wait_for_the_next(&rel).await;
     assert_eq!(field(&stopped, "received"), sent, "{stopped}");

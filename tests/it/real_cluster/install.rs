@@ -36,7 +36,11 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
         }),
     );
     let c = cluster.clone();
-    let rel = blocking(move || Release::install(&c, "bff-install", ports, &v)).await;
+    let rel = blocking(move || {
+        c.fresh_namespace("bff-install");
+        Release::install(&c, "bff-install", ports, &v)
+    })
+    .await;
 
     // helm --wait returned: the Deployment is available, so the kubelet found /readyz 200.
     let pod = rel.pod();
@@ -62,14 +66,20 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     // Blueflood goes away for 60 s while points keep coming.
     bf.set_down(true);
     let down_at = Instant::now();
-    let during = line_load(
-        rel.ports.relay_line_addr(),
-        "cluster.outage",
-        20,
-        1_000,
-        Duration::from_millis(200),
-    )
-    .await;
+    // Until the buffer is above the high-water mark (bounded: `block` keeps the rest in
+    // carbon-relay's queue, which pushes back on this sender).
+    let mut during = 0;
+    for b in 0..200 {
+        let fill = rel.status().await.map(|s| s["buffer"]["fill_ratio"].as_f64());
+        if fill.flatten().is_some_and(|f| f > 0.3) {
+            break;
+        }
+        let stem = format!("cluster.outage.{b}");
+        during += line_load(rel.ports.relay_line_addr(), &stem, 1, 1_000, Duration::ZERO).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fill = rel.status().await.expect("status")["buffer"].clone();
+    eprintln!("real_cluster install: {during} points sent during the outage, buffer {fill}");
     // The kubelet reads /readyz (503: buffer above the high-water mark) and marks the pod not
     // ready.
     let r = std::sync::Arc::new(rel);

@@ -106,6 +106,17 @@ impl Cluster {
         )
     }
 
+    /// Deletes namespace `ns` if an earlier run left it, and creates it.
+    pub fn fresh_namespace(&self, ns: &str) {
+        let out = run_within(
+            "kubectl delete namespace",
+            self.kubectl_cmd(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true"]),
+            Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "kubectl delete namespace {ns}: {out:?}");
+        self.kubectl(&["create", "namespace", ns]);
+    }
+
     /// A shell pipeline with `kubectl` meaning this cluster's (the README's commands as typed).
     pub fn shell(&self, script: &str) -> String {
         let dir = self.kubectl.parent().expect("kubectl's directory");
@@ -202,7 +213,7 @@ fn split_image(image: &str) -> (String, String) {
 }
 
 impl Release {
-    /// `helm install --wait --create-namespace` into `ns` with `values`.
+    /// `helm install --wait` into `ns` (made by [`Cluster::fresh_namespace`]) with `values`.
     pub fn install(cluster: &Cluster, ns: &str, ports: Ports, values: &Value) -> Release {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("values.yaml");
@@ -222,7 +233,7 @@ impl Release {
             .arg(&chart)
             .arg("--kubeconfig")
             .arg(&cluster.kubeconfig)
-            .args(["--namespace", ns, "--create-namespace", "--wait", "--timeout", "150s"])
+            .args(["--namespace", ns, "--wait", "--timeout", "150s"])
             .arg("-f")
             .arg(&file);
         let out = run_within("helm install --wait", cmd, POD_WAIT);

@@ -31,7 +31,7 @@ async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
     let c = cluster.clone();
     let ns_owned = ns.to_string();
     blocking(move || {
-        c.kubectl(&["create", "namespace", &ns_owned]);
+        c.fresh_namespace(&ns_owned);
         c.shell(&readme_rotation(&ns_owned, "k1"));
     })
     .await;
@@ -43,6 +43,7 @@ async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
     if source == "kubernetes-api" {
         // No kube-proxy or pod network: the API server is at 127.0.0.1 (its certificate
         // names it), not at the kubernetes Service's cluster IP.
+        extra["rbac"] = json!({"create": true});
         extra["forwarder"] = json!({"extraEnv": [
             {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
             {"name": "KUBERNETES_SERVICE_PORT", "value": cluster.api_port.to_string()},
