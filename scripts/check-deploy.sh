@@ -32,8 +32,22 @@ CHECKOV=(checkov==3.3.30) # own venv: its many pins would fight the others
 # Graphite's carbon-relay, for the end-to-end check of the sidecar wiring.
 CARBON=(carbon==1.1.10 whisper==1.1.10 Twisted==26.10.0)
 NPM_TOOLS=(@bitnami/readme-generator-for-helm@2.7.2)
-# Kubernetes versions the rendered manifests are validated against (chart kubeVersion >= 1.30).
+# Kubernetes versions the rendered manifests are validated against by schema. The chart's
+# kubeVersion is >= 1.20, but kubernetes-validate has no schemas below 1.25: for 1.20 the API
+# versions are checked here (kube_120_renders) and the objects by a real 1.20.2 kube-apiserver
+# in tests/it/real_kube/chart.rs.
 K8S_VERSIONS=(1.30.0 1.37.0)
+# What Kubernetes 1.20 serves of the kinds the chart renders (`--api-versions` entries: group
+# version, then group version/kind), as its discovery reports them; the ServiceMonitor is the
+# Prometheus Operator's CRD.
+K8S_120_API_VERSIONS=(
+  v1 v1/ConfigMap v1/Secret v1/Service v1/ServiceAccount v1/PersistentVolumeClaim
+  apps/v1 apps/v1/Deployment
+  policy/v1beta1 policy/v1beta1/PodDisruptionBudget
+  networking.k8s.io/v1 networking.k8s.io/v1/NetworkPolicy
+  rbac.authorization.k8s.io/v1 rbac.authorization.k8s.io/v1/Role rbac.authorization.k8s.io/v1/RoleBinding
+  monitoring.coreos.com/v1 monitoring.coreos.com/v1/ServiceMonitor
+)
 
 # ---------------------------------------------------------------- tool installation
 
@@ -206,6 +220,46 @@ kubernetes_validate() {
       echo "$v $(basename "$f"): $(grep -c '^INFO.*passed' <<< "$out") resources valid"
     done
   done
+}
+
+kube_120_renders() {
+  # Every render for Kubernetes 1.20.2, with the API versions a 1.20 cluster lists and with
+  # none beyond helm's defaults (`helm template` offline): only APIs 1.20 serves, the
+  # PodDisruptionBudget as policy/v1beta1; and for 1.30 (both ways) as policy/v1.
+  local spec name values extra apis=() a kube
+  for a in "${K8S_120_API_VERSIONS[@]}"; do apis+=(--api-versions "$a"); done
+  mkdir -p "$WORK/kube-versions"
+  for spec in "${RENDERS[@]}"; do
+    IFS=: read -r name values extra <<< "$spec"
+    for kube in 1.20.2 1.30.0; do
+      # shellcheck disable=SC2086 # $extra is a list of flags
+      "$HELM" template bf "$CHART" --namespace graphite --kube-version "$kube" "${apis[@]}" \
+        --set podDisruptionBudget.enabled=true ${values:+-f "$values"} $extra \
+        > "$WORK/kube-versions/$name-$kube-listed.yaml"
+      # shellcheck disable=SC2086
+      "$HELM" template bf "$CHART" --namespace graphite --kube-version "$kube" \
+        --set podDisruptionBudget.enabled=true ${values:+-f "$values"} $extra \
+        > "$WORK/kube-versions/$name-$kube-offline.yaml"
+    done
+  done
+  "$VENV/python" - "$WORK/kube-versions" "${K8S_120_API_VERSIONS[@]}" <<'PY'
+import pathlib, sys, yaml
+folder, served = pathlib.Path(sys.argv[1]), set(sys.argv[2:])
+expected_pdb = {"1.20.2": "policy/v1beta1", "1.30.0": "policy/v1"}
+files = sorted(folder.glob("*.yaml"))
+assert len(files) >= 4, files
+for f in files:
+    kube = f.stem.rsplit("-", 2)[1]
+    docs = [d for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {}
+    for d in docs:
+        kinds.setdefault(d["kind"], set()).add(d["apiVersion"])
+        if kube == "1.20.2":
+            assert f"{d['apiVersion']}/{d['kind']}" in served, f"{f.name}: {d['apiVersion']} {d['kind']} is not served by Kubernetes 1.20"
+    assert kinds["PodDisruptionBudget"] == {expected_pdb[kube]}, f"{f.name}: PodDisruptionBudget {kinds['PodDisruptionBudget']}, expected {expected_pdb[kube]}"
+    assert "lifecycle" not in yaml.safe_dump(docs), f"{f.name}: a lifecycle hook (preStop sleep needs 1.30)"
+print(f"{len(files)} renders: Kubernetes 1.20.2 gets only APIs it serves (PodDisruptionBudget policy/v1beta1), 1.30.0 gets policy/v1; no lifecycle hooks")
+PY
 }
 
 kustomize_build() {
@@ -432,24 +486,27 @@ PY
     echo "--- carbon-relay log"; tail -n 20 "$dir/relay.log"
     return 1
   fi
-  # carbon-relay flushes its queue to the forwarder before it exits (the chart's preStop sleep
-  # gives it that time in the pod); it would wait forever for a forwarder that is gone.
-  kill -TERM "$relay"
+  # As the kubelet stops the pod: SIGTERM to both at once. carbon-relay flushes its queue to
+  # the forwarder before it exits (it would wait forever for a forwarder that is gone); the
+  # rendered shutdown_delay keeps the forwarder listening meanwhile, then it drains.
+  grep -Eq '^shutdown_delay = [1-9]' "$dir/etc/config.toml"
+  kill -TERM "$relay" "$fwd"
   for _ in $(seq 50); do
     kill -0 "$relay" 2> /dev/null || break
     sleep 0.2
   done
   kill -KILL "$relay" 2> /dev/null || true
   wait "$relay" || true
-  kill -TERM "$fwd"
   wait "$fwd"
-  echo "forwarder exited 0 on SIGTERM"
+  grep -q '"shutdown_delay over"' "$dir/forwarder.err"
+  echo "forwarder exited 0 on SIGTERM, after its shutdown_delay"
   trap - EXIT
 }
 
 check "helm lint --strict (both modes, every option)" helm_lint
 check "helm template + package (both modes, every option)" helm_template
 check "kubernetes-validate --strict (${K8S_VERSIONS[*]})" kubernetes_validate
+check "Kubernetes 1.20.2 renders (API versions, with and without --api-versions)" kube_120_renders
 check "kustomize builds (deploy/, README overlay)" kustomize_build
 check "deploy/ drift (scripts/render-deploy.sh)" deploy_drift
 check "yamllint" yaml_lint

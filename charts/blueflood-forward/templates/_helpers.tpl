@@ -97,17 +97,41 @@ keeps (the release workflow writes its own repository into the packaged chart).
 /etc/blueflood-forward/admin-token
 {{- end -}}
 
-{{/* Seconds between the preStop hook and the end of the shutdown deadline. */}}
-{{- define "blueflood-forward.preStopSleep" -}}
+{{/*
+API versions that depend on the cluster's Kubernetes version (chart kubeVersion >= 1.20).
+policy/v1 PodDisruptionBudget: Kubernetes 1.21 and later (policy/v1beta1 is gone in 1.25).
+Both the served API and the version are asked. The API: the kind as a cluster's discovery (or
+--api-versions) lists it, or the group version as `helm template` without a cluster lists it
+(its default set has group versions only, policy/v1 among them, whatever --kube-version says:
+hence the version too).
+*/}}
+{{- define "blueflood-forward.pdbApiVersion" -}}
+{{- $served := or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (.Capabilities.APIVersions.Has "policy/v1") -}}
+{{- if and $served (semverCompare ">=1.21.0-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{/*
+The forwarder's shutdown_delay (forwarder.preStopSleepSeconds, sidecar mode only): after
+SIGTERM, which the kubelet sends to carbon-relay at the same moment, the forwarder keeps
+listening (not ready) this long so carbon-relay can flush its queue into it, then drains. The
+forwarder does it itself on every Kubernetes version: the image has no shell for an exec hook
+and preStop `sleep` needs Kubernetes 1.30.
+*/}}
+{{- define "blueflood-forward.shutdownDelay" -}}
 {{- if eq .Values.mode "sidecar" -}}{{ int .Values.forwarder.preStopSleepSeconds }}{{- else -}}0{{- end -}}
 {{- end -}}
 
+{{/* The delay, then the drain's own shutdown_timeout, then 10 s to spare. */}}
 {{- define "blueflood-forward.terminationGracePeriodSeconds" -}}
-{{- $needed := add (int .Values.forwarder.shutdownTimeout) (int (include "blueflood-forward.preStopSleep" .)) -}}
+{{- $needed := add (int .Values.forwarder.shutdownTimeout) (int (include "blueflood-forward.shutdownDelay" .)) -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
 {{- add $needed 10 -}}
 {{- else if le (int .Values.terminationGracePeriodSeconds) (int $needed) -}}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than forwarder.shutdownTimeout plus the preStop sleep (%d): Kubernetes would kill the forwarder before it has delivered what it buffered" (int .Values.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than forwarder.shutdownTimeout plus forwarder.preStopSleepSeconds, the shutdown delay (%d): Kubernetes would kill the forwarder before it has delivered what it buffered" (int .Values.terminationGracePeriodSeconds) (int $needed)) -}}
 {{- else -}}
 {{- int .Values.terminationGracePeriodSeconds -}}
 {{- end -}}
@@ -130,7 +154,7 @@ keeps (the release workflow writes its own repository into the packaged chart).
 
 {{/* The keys the chart sets itself; forwarder.config may not set them. */}}
 {{- define "blueflood-forward.managedKeys" -}}
-{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "metric_prefix" "ttl" "interval" "shutdown_timeout" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" "spool_dir" "spool_bytes" "spool_full_policy" "spool_fsync" "spool_threshold" "spool_drain_rate" | toJson -}}
+{{- list "endpoint" "line_endpoint" "udp_endpoint" "admin_addr" "blueflood" "tenant" "metric_prefix" "ttl" "interval" "shutdown_timeout" "shutdown_delay" "log_format" "log_level" "user" "user_file" "key" "key_file" "auth_url" "auth_method" "auth_domain" "secret_name" "secret_user_key" "secret_key_key" "protocol" "config" "spool_dir" "spool_bytes" "spool_full_policy" "spool_fsync" "spool_threshold" "spool_drain_rate" | toJson -}}
 {{- end -}}
 
 {{/*
@@ -228,6 +252,10 @@ metric_prefix = {{ $f.prefix | toJson }}
 ttl = {{ int $f.ttl }}
 interval = {{ include "blueflood-forward.tomlValue" $f.interval }}
 shutdown_timeout = {{ include "blueflood-forward.tomlValue" $f.shutdownTimeout }}
+{{- if eq .Values.mode "sidecar" }}
+# After SIGTERM: still listening (not ready) while carbon-relay flushes, then the drain.
+{{- end }}
+shutdown_delay = {{ include "blueflood-forward.shutdownDelay" . }}
 log_format = {{ $f.logFormat | toJson }}
 log_level = {{ $f.logLevel | toJson }}
 {{- if .Values.auth.enabled }}
@@ -389,13 +417,6 @@ Chart), and add the volumes of "blueflood-forward.sidecarVolumes".
     periodSeconds: {{ int $f.readinessProbe.periodSeconds }}
     timeoutSeconds: {{ int $f.readinessProbe.timeoutSeconds }}
     failureThreshold: {{ int $f.readinessProbe.failureThreshold }}
-  {{- end }}
-  {{- $sleep := int (include "blueflood-forward.preStopSleep" .) }}
-  {{- if gt $sleep 0 }}
-  lifecycle:
-    preStop:
-      sleep:
-        seconds: {{ $sleep }}
   {{- end }}
   resources:
     {{- toYaml $f.resources | nindent 4 }}

@@ -177,8 +177,10 @@ def test_carbon_relay_sends_pickle_to_the_forwarder(renders, name):
     ports = {p["name"]: p for p in r.one("Service")["spec"]["ports"]}
     assert ports["carbon-line"]["port"] == 2003 and ports["carbon-line"]["targetPort"] == "relay-line"
     assert ports["carbon-pickle"]["port"] == 2004 and ports["carbon-pickle"]["targetPort"] == "relay-pickle"
-    # The relay flushes before the forwarder stops listening.
-    assert fwd["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
+    # The relay flushes before the forwarder stops listening: the forwarder's own
+    # shutdown_delay (no preStop hook: none works on 1.20 with a distroless image).
+    assert r.config["shutdown_delay"] > 0
+    assert "lifecycle" not in fwd
 
 
 @pytest.mark.parametrize("name", ["standalone-default", "standalone"])
@@ -190,6 +192,7 @@ def test_standalone_is_the_forwarder_alone(renders, name):
     ports = {p["name"]: p for p in r.one("Service")["spec"]["ports"]}
     assert ports["carbon-pickle"]["targetPort"] == "pickle"
     assert "lifecycle" not in r.container(FORWARDER)
+    assert r.config["shutdown_delay"] == 0
 
 
 def test_sidecar_port_collisions_are_refused():
@@ -256,9 +259,25 @@ def test_images(renders):
 def test_grace_period_exceeds_shutdown_timeout(each):
     _, r = each
     cfg = r.config
-    fwd = r.container(FORWARDER)
-    sleep = fwd.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    assert r.pod["terminationGracePeriodSeconds"] > cfg["shutdown_timeout"] + sleep
+    assert "lifecycle" not in r.container(FORWARDER)
+    # shutdown_timeout counts from the end of shutdown_delay: the grace period needs both.
+    assert r.pod["terminationGracePeriodSeconds"] > cfg["shutdown_timeout"] + cfg["shutdown_delay"]
+
+
+@pytest.mark.parametrize("seconds", [0, 7])
+def test_pre_stop_sleep_is_the_forwarders_shutdown_delay(seconds):
+    r = render(sets=(f"forwarder.preStopSleepSeconds={seconds}", "forwarder.shutdownTimeout=20"))
+    assert r.config["shutdown_delay"] == seconds
+    assert "lifecycle" not in r.container(FORWARDER)
+    assert r.pod["terminationGracePeriodSeconds"] == seconds + 20 + 10
+    # Standalone: no carbon-relay beside it to wait for.
+    standalone = render(sets=("mode=standalone", f"forwarder.preStopSleepSeconds={seconds}"))
+    assert standalone.config["shutdown_delay"] == 0
+
+
+def test_shutdown_delay_is_set_by_the_chart():
+    err = render(sets=("forwarder.config.shutdown_delay=3",), expect_ok=False)
+    assert "forwarder.config.shutdown_delay: this key is set by the chart" in err
 
 
 def test_short_grace_period_is_refused():
@@ -353,8 +372,26 @@ def test_service_monitor(renders):
 def test_pdb(renders):
     r = renders["all-options"]
     pdb = r.one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == r.deployment["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize(
+    "flags, api_version",
+    [
+        # What a 1.20 cluster serves (policy/v1 PodDisruptionBudget came in 1.21), with and
+        # without the list helm would discover.
+        (("--kube-version", "1.20.2"), "policy/v1beta1"),
+        (("--kube-version", "1.20.2", "--api-versions", "policy/v1beta1/PodDisruptionBudget"), "policy/v1beta1"),
+        (("--kube-version", "1.21.0"), "policy/v1"),
+        (("--kube-version", "1.30.0", "--api-versions", "policy/v1/PodDisruptionBudget"), "policy/v1"),
+        ((), "policy/v1"),
+    ],
+)
+def test_pdb_api_version_follows_the_cluster(flags, api_version):
+    r = render(sets=("podDisruptionBudget.enabled=true",), flags=flags)
+    assert r.one("PodDisruptionBudget")["apiVersion"] == api_version
 
 
 def test_network_policy_carbon_from_cluster_admin_from_monitoring():

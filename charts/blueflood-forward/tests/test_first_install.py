@@ -115,3 +115,9 @@ def test_chart_readme_says_which_image_to_set():
     assert "podman build --format docker -t registry.example.com/metrics/blueflood-forward:0.1.0 ." in image
     for key in ("image.registry", "image.repository", "image.tag"):
         assert f"--set {key}=" in image
+
+
+def test_notes_say_how_long_the_forwarder_keeps_listening_when_the_pod_stops(tmp_path):
+    text = notes(tmp_path, "forwarder.preStopSleepSeconds=7")
+    assert "the forwarder keeps listening for 7 s (forwarder.preStopSleepSeconds, its shutdown_delay;" in text
+    assert "then drains for up to 25 s" in text

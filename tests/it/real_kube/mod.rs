@@ -11,6 +11,7 @@
 //! Needs `BFF_KUBE_APISERVER`, `BFF_ETCD`, `BFF_ETCDCTL`, `BFF_KUBECTL`, `BFF_HELM` (from
 //! `bash scripts/kube-apiserver.sh`); skips visibly without them, fails with CI=true.
 
+mod chart;
 mod rotation;
 mod watch_expiry;
 
