@@ -12,7 +12,8 @@ PAUSE_IMAGE=localhost/bff-pause:1.20.2
 RELAY_IMAGE=localhost/bff-carbon-relay:1.1.7
 
 image_archive_pause() { # -> path of a docker-archive tar
-  local out=$CLUSTER_CACHE/pause-$(sha256sum < "$KUBE_BIN_DIR/pause" | cut -c1-12).tar
+  local out
+  out=$CLUSTER_CACHE/pause-$(sha256sum < "$KUBE_BIN_DIR/pause" | cut -c1-12).tar
   if [[ ! -s $out ]]; then
     local work
     work=$(mktemp -d)

@@ -47,14 +47,23 @@ async fn through_the_relay(rel: &Release, stem: &str, points: usize) -> u64 {
 }
 
 /// Deletes the pod (default grace) and waits until its replacement is Ready; returns the old
-/// forwarder's final "stopped" log line.
+/// forwarder's final "stopped" log line, after checking that the chart's shutdown delay ran
+/// before the drain.
 async fn delete_pod_and_wait_for_the_next(rel: &Arc<Release>) -> Value {
     let old = name(&rel.pod());
     let logs = rel.follow_logs(&old);
     let r = rel.clone();
     let o = old.clone();
     blocking(move || {
-        r.cluster.kubectl(&["-n", &r.ns, "delete", "pod", &o, "--wait=true", "--timeout=150s"]);
+        r.cluster.kubectl(&[
+            "-n",
+            &r.ns,
+            "delete",
+            "pod",
+            &o,
+            "--wait=true",
+            "--timeout=150s",
+        ]);
         r.wait_pods("the next pod Ready", super::POD_WAIT, |p| {
             p.len() == 1 && name(&p[0]) != o && pod_ready(&p[0])
         });
@@ -62,8 +71,20 @@ async fn delete_pod_and_wait_for_the_next(rel: &Arc<Release>) -> Value {
     .await;
     let end = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(l) = logs.lines().into_iter().find(|l| l["message"] == "stopped") {
-            return l;
+        let lines = logs.lines();
+        if let Some(l) = lines.iter().find(|l| l["message"] == "stopped") {
+            let said: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+            let at = |m: &str| said.iter().position(|s| s.starts_with(m));
+            let (delay, over, drain) = (
+                at("shutting down after shutdown_delay"),
+                at("shutdown_delay over"),
+                at("shutting down: draining"),
+            );
+            assert!(
+                delay < over && over < drain && delay.is_some(),
+                "no shutdown delay before the drain: {said:?}"
+            );
+            return l.clone();
         }
         assert!(
             std::time::Instant::now() < end,
@@ -86,7 +107,7 @@ async fn deleting_the_pod_with_a_backlog_delivers_everything_before_the_containe
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial();
+    let _one = serial().await;
     let bf = BluefloodDouble::start().await;
     let ports = ports();
     let v = values(
@@ -147,7 +168,11 @@ async fn spooled_at_deletion(
     let stopped = delete_pod_and_wait_for_the_next(&rel).await;
     assert_eq!(field(&stopped, "received"), sent, "{stopped}");
     assert_eq!(field(&stopped, "delivered"), 0, "{stopped}");
-    assert_eq!(field(&stopped, "dropped"), 0, "spooled, not dropped: {stopped}");
+    assert_eq!(
+        field(&stopped, "dropped"),
+        0,
+        "spooled, not dropped: {stopped}"
+    );
     (rel, bf, sent, stopped)
 }
 
@@ -156,7 +181,7 @@ async fn what_the_old_pod_spooled_on_a_pvc_is_replayed_by_the_next_pod() {
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial();
+    let _one = serial().await;
     // A static hostPath PersistentVolume (no provisioner here), writable by the forwarder.
     let dir = tempfile::tempdir().expect("pv dir");
     chown(dir.path(), Some(65532), Some(65532)).expect("chown pv dir");
@@ -178,15 +203,23 @@ async fn what_the_old_pod_spooled_on_a_pvc_is_replayed_by_the_next_pod() {
     let spool = json!({"persistence": {"enabled": true, "storageClass": "bff-manual"}});
     let (rel, bf, sent, _) = spooled_at_deletion(cluster.clone(), "bff-spool-pvc", spool).await;
     let s = rel.status().await.expect("status of the next pod");
-    assert_eq!(n(&s["ledger"]["recovered"]), sent, "the next pod's spool: {s}");
+    assert_eq!(
+        n(&s["ledger"]["recovered"]),
+        sent,
+        "the next pod's spool: {s}"
+    );
     bf.set_down(false);
     assert!(
-        bf.wait_for_stored(sent as usize, Duration::from_secs(120)).await,
+        bf.wait_for_stored(sent as usize, Duration::from_secs(120))
+            .await,
         "{} of {sent} replayed\n{}",
         bf.stored_count(),
         rel.describe()
     );
-    assert_eq!(container(&rel.pod(), "blueflood-forward")["restartCount"], 0);
+    assert_eq!(
+        container(&rel.pod(), "blueflood-forward")["restartCount"],
+        0
+    );
     drop(rel);
     let c = cluster.clone();
     blocking(move || c.kubectl(&["delete", "pv", "bff-spool-pv", "--wait=true"])).await;
@@ -197,16 +230,25 @@ async fn what_the_old_pod_spooled_on_an_emptydir_is_lost_with_the_pod() {
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial();
+    let _one = serial().await;
     let (rel, bf, sent, stopped) =
         spooled_at_deletion(cluster, "bff-spool-emptydir", json!({"enabled": true})).await;
     let s = rel.status().await.expect("status of the next pod");
     assert_eq!(n(&s["ledger"]["recovered"]), 0, "a fresh emptyDir: {s}");
     bf.set_down(false);
     // The next pod delivers what it receives; the old pod's spool went with its emptyDir.
-    let after = line_load(rel.ports.relay_line_addr(), "cluster.after", 1, 100, Duration::ZERO)
-        .await;
-    assert!(bf.wait_for_stored(after as usize, Duration::from_secs(60)).await);
+    let after = line_load(
+        rel.ports.relay_line_addr(),
+        "cluster.after",
+        1,
+        100,
+        Duration::ZERO,
+    )
+    .await;
+    assert!(
+        bf.wait_for_stored(after as usize, Duration::from_secs(60))
+            .await
+    );
     assert!(
         bf.stored()
             .iter()

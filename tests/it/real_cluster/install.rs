@@ -19,7 +19,7 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     let Some(cluster) = super::Cluster::from_env("real_cluster::install") else {
         return;
     };
-    let _one = serial();
+    let _one = serial().await;
     let bf = BluefloodDouble::start().await;
     let ports = ports();
     // Memory only (no spool) and a small buffer, so the outage's points raise the fill above
@@ -51,16 +51,26 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     let started = container(&pod, "blueflood-forward")["state"]["running"]["startedAt"].clone();
 
     // Lines into carbon-relay's line port arrive in Blueflood through the forwarder.
-    let first = line_load(rel.ports.relay_line_addr(), "cluster.first", 1, 100, Duration::ZERO)
-        .await;
+    let first = line_load(
+        rel.ports.relay_line_addr(),
+        "cluster.first",
+        1,
+        100,
+        Duration::ZERO,
+    )
+    .await;
     assert!(
-        bf.wait_for_stored(first as usize, Duration::from_secs(60)).await,
+        bf.wait_for_stored(first as usize, Duration::from_secs(60))
+            .await,
         "{} of {first} stored\n{}",
         bf.stored_count(),
         rel.describe()
     );
     let names: Vec<String> = bf.stored().iter().map(|p| p.metric_name.clone()).collect();
-    assert!(names.iter().any(|n| n == "cluster.first.b0.m99"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "cluster.first.b0.m99"),
+        "{names:?}"
+    );
     assert!(bf.stored().iter().all(|p| p.tenant == "t1"));
 
     // Blueflood goes away for 60 s while points keep coming.
@@ -70,7 +80,10 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     // carbon-relay's queue, which pushes back on this sender).
     let mut during = 0;
     for b in 0..200 {
-        let fill = rel.status().await.map(|s| s["buffer"]["fill_ratio"].as_f64());
+        let fill = rel
+            .status()
+            .await
+            .map(|s| s["buffer"]["fill_ratio"].as_f64());
         if fill.flatten().is_some_and(|f| f > 0.3) {
             break;
         }
@@ -94,7 +107,12 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
         tokio::time::sleep(rest).await;
     }
     let pod = r.pod();
-    assert_eq!(restarts(&pod), 0, "restarted during the outage:\n{}", r.describe());
+    assert_eq!(
+        restarts(&pod),
+        0,
+        "restarted during the outage:\n{}",
+        r.describe()
+    );
     bf.set_down(false);
 
     let total = (first + during) as usize;

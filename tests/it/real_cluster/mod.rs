@@ -17,8 +17,8 @@ mod rotation;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child as ProcChild, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -29,11 +29,12 @@ use crate::support::kube_cluster::{free_port, run, run_ok, run_within};
 /// How long `helm install --wait` and a pod's replacement may take (images are local).
 pub const POD_WAIT: Duration = Duration::from_secs(180);
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One case at a time: they share the cluster and the host's ports.
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// One case at a time: they share the cluster and the host's ports (an async lock: it is held
+/// across the cases' awaits; a failed case does not poison it).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// The cluster `scripts/check-cluster.sh --up` started.
@@ -90,12 +91,18 @@ impl Cluster {
 
     /// `kubectl ARGS`; panics with its output when it fails. Returns stdout.
     pub fn kubectl(&self, args: &[&str]) -> String {
-        run_ok(&format!("kubectl {}", args.join(" ")), self.kubectl_cmd(args))
+        run_ok(
+            &format!("kubectl {}", args.join(" ")),
+            self.kubectl_cmd(args),
+        )
     }
 
     /// `kubectl ARGS`, any exit code: (success, stdout + stderr).
     pub fn try_kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = run(&format!("kubectl {}", args.join(" ")), self.kubectl_cmd(args));
+        let out = run(
+            &format!("kubectl {}", args.join(" ")),
+            self.kubectl_cmd(args),
+        );
         (
             out.status.success(),
             format!(
@@ -110,10 +117,19 @@ impl Cluster {
     pub fn fresh_namespace(&self, ns: &str) {
         let out = run_within(
             "kubectl delete namespace",
-            self.kubectl_cmd(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true"]),
+            self.kubectl_cmd(&[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+            ]),
             Duration::from_secs(120),
         );
-        assert!(out.status.success(), "kubectl delete namespace {ns}: {out:?}");
+        assert!(
+            out.status.success(),
+            "kubectl delete namespace {ns}: {out:?}"
+        );
         self.kubectl(&["create", "namespace", ns]);
     }
 
@@ -125,7 +141,11 @@ impl Cluster {
             .env("KUBECONFIG", &self.kubeconfig)
             .env(
                 "PATH",
-                format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default()),
+                format!(
+                    "{}:{}",
+                    dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
             );
         run_ok(&format!("bash -c {script:?}"), cmd)
     }
@@ -249,7 +269,9 @@ impl Release {
 
     /// What the pods, their events and their containers' logs say (for failure messages).
     pub fn describe(&self) -> String {
-        let (_, pods) = self.cluster.try_kubectl(&["-n", &self.ns, "describe", "pods"]);
+        let (_, pods) = self
+            .cluster
+            .try_kubectl(&["-n", &self.ns, "describe", "pods"]);
         let mut logs = String::new();
         for c in ["carbon-relay", "blueflood-forward"] {
             let (_, l) = self.cluster.try_kubectl(&[
@@ -329,13 +351,20 @@ impl Release {
 impl Drop for Release {
     fn drop(&mut self) {
         let mut cmd = Command::new(&self.cluster.helm);
-        cmd.args(["uninstall", &self.name, "--namespace", &self.ns, "--kubeconfig"])
-            .arg(&self.cluster.kubeconfig);
+        cmd.args([
+            "uninstall",
+            &self.name,
+            "--namespace",
+            &self.ns,
+            "--kubeconfig",
+        ])
+        .arg(&self.cluster.kubeconfig);
         let _ = run("helm uninstall", cmd);
         // Pods must be gone before the next case takes the host's ports.
         let _ = run_within(
             "kubectl delete namespace",
-            self.cluster.kubectl_cmd(&["delete", "namespace", &self.ns, "--wait=true"]),
+            self.cluster
+                .kubectl_cmd(&["delete", "namespace", &self.ns, "--wait=true"]),
             Duration::from_secs(120),
         );
     }

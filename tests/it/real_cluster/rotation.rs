@@ -24,7 +24,7 @@ fn readme_rotation(ns: &str, key: &str) -> String {
 }
 
 async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
-    let _one = serial();
+    let _one = serial().await;
     let ks = KeystoneDouble::start("alice", "k1").await;
     let bf = BluefloodDouble::start().await;
     bf.require_keystone(&ks);
@@ -52,9 +52,8 @@ async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
     let v = values(&cluster, ports, &bf.url(), extra);
     let c = cluster.clone();
     let ns_owned = ns.to_string();
-    let rel = std::sync::Arc::new(
-        blocking(move || Release::install(&c, &ns_owned, ports, &v)).await,
-    );
+    let rel =
+        std::sync::Arc::new(blocking(move || Release::install(&c, &ns_owned, ports, &v)).await);
     assert!(pod_ready(&rel.pod()));
 
     let load = Load::start(
@@ -93,7 +92,8 @@ async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
     // Delivery goes on with the new key's token.
     let after = bf.stored_count();
     assert!(
-        bf.wait_for_stored(after + 1_000, Duration::from_secs(60)).await,
+        bf.wait_for_stored(after + 1_000, Duration::from_secs(60))
+            .await,
         "nothing delivered after the rotation\n{}",
         rel.describe()
     );
@@ -108,8 +108,16 @@ async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
     let pod = rel.pod();
     assert_eq!(restarts(&pod), 0, "restarted:\n{}", rel.describe());
     let status = rel.status().await.expect("status");
-    assert_eq!(status["ledger"]["dropped_total"].as_u64(), Some(0), "{status}");
-    assert_eq!(status["ledger"]["delivered"].as_u64(), Some(sent as u64), "{status}");
+    assert_eq!(
+        status["ledger"]["dropped_total"].as_u64(),
+        Some(0),
+        "{status}"
+    );
+    assert_eq!(
+        status["ledger"]["delivered"].as_u64(),
+        Some(sent as u64),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -107,7 +107,12 @@ pub fn wait_output(what: &str, child: Child, stdin: Option<&str>) -> Output {
     wait_output_within(what, child, stdin, TOOL_TIMEOUT)
 }
 
-fn wait_output_within(what: &str, mut child: Child, stdin: Option<&str>, limit: Duration) -> Output {
+fn wait_output_within(
+    what: &str,
+    mut child: Child,
+    stdin: Option<&str>,
+    limit: Duration,
+) -> Output {
     {
         use std::io::Write;
         let mut pipe = child.stdin.take().expect("stdin piped");
@@ -130,9 +135,6 @@ fn wait_output_within(what: &str, mut child: Child, stdin: Option<&str>, limit: 
     let out = child.wait_with_output().expect("wait for tool");
     let _ = done_tx.send(());
     let killed = watchdog.join().unwrap_or(false);
-    assert!(
-        !killed,
-        "{what}: still running after {limit:?}; killed"
-    );
+    assert!(!killed, "{what}: still running after {limit:?}; killed");
     out
 }
