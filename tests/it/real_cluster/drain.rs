@@ -55,15 +55,21 @@ async fn delete_pod_and_wait_for_the_next(rel: &Arc<Release>) -> Value {
     let r = rel.clone();
     let o = old.clone();
     blocking(move || {
-        r.cluster.kubectl(&[
+        let t = std::time::Instant::now();
+        let del = [
             "-n",
             &r.ns,
             "delete",
             "pod",
             &o,
             "--wait=true",
-            "--timeout=150s",
-        ]);
+            "--timeout=170s",
+        ];
+        r.cluster.kubectl_waiting(&del);
+        eprintln!(
+            "real_cluster drain: {o} deleted in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         r.wait_pods("the next pod Ready", super::POD_WAIT, |p| {
             p.len() == 1 && name(&p[0]) != o && pod_ready(&p[0])
         });
@@ -222,7 +228,7 @@ async fn what_the_old_pod_spooled_on_a_pvc_is_replayed_by_the_next_pod() {
     );
     drop(rel);
     let c = cluster.clone();
-    blocking(move || c.kubectl(&["delete", "pv", "bff-spool-pv", "--wait=true"])).await;
+    blocking(move || c.kubectl_waiting(&["delete", "pv", "bff-spool-pv", "--wait=true"])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -97,6 +97,15 @@ impl Cluster {
         )
     }
 
+    /// `kubectl ARGS` that waits on the cluster (a pod's deletion: its grace period, then the
+    /// kubelet's teardown), bounded by [`POD_WAIT`]; panics with its output when it fails.
+    pub fn kubectl_waiting(&self, args: &[&str]) -> String {
+        let what = format!("kubectl {}", args.join(" "));
+        let out = run_within(&what, self.kubectl_cmd(args), POD_WAIT);
+        assert!(out.status.success(), "{what} failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `kubectl ARGS`, any exit code: (success, stdout + stderr).
     pub fn try_kubectl(&self, args: &[&str]) -> (bool, String) {
         let out = run(
