@@ -141,7 +141,7 @@ case ${1:-} in
     set -a
     . "$ROOT/.cache/cluster.env"
     set +a
-    CI=true cargo test --locked --test it real_cluster:: -- --test-threads=1
+    CI=true cargo test --locked --test it real_cluster::
     ;;
   *) echo "usage: $0 [--up --env FILE | --down]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{
-    Cluster, Release, blocking, container, name, pod_ready, ports, restarts, serial, values,
+    Cluster, Release, blocking, container, name, pod_ready, ports, restarts, slot, values,
 };
 use crate::reliability_child::{line_load, n};
 use crate::support::blueflood::BluefloodDouble;
@@ -113,7 +113,7 @@ async fn deleting_the_pod_with_a_backlog_delivers_everything_before_the_containe
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial().await;
+    let _slot = slot().await;
     let bf = BluefloodDouble::start().await;
     let ports = ports();
     let v = values(
@@ -131,8 +131,8 @@ async fn deleting_the_pod_with_a_backlog_delivers_everything_before_the_containe
         .await,
     );
     // A slow Blueflood: every answer waits, so a backlog builds in the forwarder.
-    bf.set_delay(Some(Duration::from_millis(1_500)));
-    let sent = through_the_relay(&rel, "cluster.drain", 20_000).await;
+    bf.set_delay(Some(Duration::from_millis(1_000)));
+    let sent = through_the_relay(&rel, "cluster.drain", 10_000).await;
     let s = rel.status().await.expect("status");
     let behind = sent - n(&s["ledger"]["delivered"]);
     assert!(behind > 0, "no backlog to drain: {s}");
@@ -187,7 +187,7 @@ async fn what_the_old_pod_spooled_on_a_pvc_is_replayed_by_the_next_pod() {
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial().await;
+    let _slot = slot().await;
     // A static hostPath PersistentVolume (no provisioner here), writable by the forwarder.
     let dir = tempfile::tempdir().expect("pv dir");
     chown(dir.path(), Some(65532), Some(65532)).expect("chown pv dir");
@@ -236,7 +236,7 @@ async fn what_the_old_pod_spooled_on_an_emptydir_is_lost_with_the_pod() {
     let Some(cluster) = Cluster::from_env("real_cluster::drain") else {
         return;
     };
-    let _one = serial().await;
+    let _slot = slot().await;
     let (rel, bf, sent, stopped) =
         spooled_at_deletion(cluster, "bff-spool-emptydir", json!({"enabled": true})).await;
     let s = rel.status().await.expect("status of the next pod");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Release, blocking, container, pod_ready, ports, restarts, serial, values};
+use super::{Release, blocking, container, pod_ready, ports, restarts, slot, values};
 use crate::reliability_child::line_load;
 use crate::support::blueflood::BluefloodDouble;
 
@@ -19,7 +19,7 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     let Some(cluster) = super::Cluster::from_env("real_cluster::install") else {
         return;
     };
-    let _one = serial().await;
+    let _slot = slot().await;
     let bf = BluefloodDouble::start().await;
     let ports = ports();
     // Memory only (no spool) and a small buffer, so the outage's points raise the fill above

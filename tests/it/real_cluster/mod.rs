@@ -7,8 +7,8 @@
 //! reach them there (kubelet 1.20 refuses a node IP of 127.0.0.1, and there is no pod network).
 //!
 //! Needs the env lines `scripts/check-cluster.sh --up --env F` writes (`BFF_CLUSTER_*`,
-//! `BFF_KUBECTL`, `BFF_HELM`); skips visibly without them, fails with CI=true. One cluster and
-//! the host's ports are shared, so the cases run one at a time ([`serial`]).
+//! `BFF_KUBECTL`, `BFF_HELM`); skips visibly without them, fails with CI=true. Each case has its
+//! own namespace and host ports; at most [`AT_ONCE`] run at a time ([`slot`]) on the one node.
 
 mod drain;
 mod install;
@@ -29,12 +29,18 @@ use crate::support::kube_cluster::{free_port, run, run_ok, run_within};
 /// How long `helm install --wait` and a pod's replacement may take (images are local).
 pub const POD_WAIT: Duration = Duration::from_secs(180);
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Cases running at once: most of a case is waiting (an outage, a grace period, the kubelet's
+/// sync), so a few together cut the wall time; more would crowd two cores.
+pub const AT_ONCE: usize = 3;
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
 
-/// One case at a time: they share the cluster and the host's ports (an async lock: it is held
-/// across the cases' awaits; a failed case does not poison it).
-pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().await
+/// A place among the [`AT_ONCE`] cases (an async semaphore, held across the case's awaits; a
+/// failed case gives its place back).
+pub async fn slot() -> tokio::sync::SemaphorePermit<'static> {
+    SLOTS
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
 }
 
 /// The cluster `scripts/check-cluster.sh --up` started.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Cluster, Load, Release, blocking, pod_ready, ports, restarts, serial, values};
+use super::{Cluster, Load, Release, blocking, pod_ready, ports, restarts, slot, values};
 use crate::support::blueflood::BluefloodDouble;
 use crate::support::keystone::KeystoneDouble;
 
@@ -24,7 +24,7 @@ fn readme_rotation(ns: &str, key: &str) -> String {
 }
 
 async fn rotate_with(cluster: Cluster, source: &str, ns: &str) {
-    let _one = serial().await;
+    let _slot = slot().await;
     let ks = KeystoneDouble::start("alice", "k1").await;
     let bf = BluefloodDouble::start().await;
     bf.require_keystone(&ks);
