@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::reliability_child::{http_get, line_load};
-use crate::support::kube_cluster::{free_port, run, run_ok, run_within};
+use crate::support::kube_cluster::{run, run_ok, run_within};
 
 /// How long `helm install --wait` and a pod's replacement may take (images are local).
 pub const POD_WAIT: Duration = Duration::from_secs(180);
@@ -175,13 +175,29 @@ pub struct Ports {
     pub admin: u16,
 }
 
+/// Ports handed to a case in this process: concurrent cases never share one (a port the kernel
+/// gave back may be handed out again at once).
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
 impl Ports {
+    /// Four distinct ports, free a moment ago and not given to another case.
     fn free() -> Ports {
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = Vec::new();
+        while held.len() < 4 {
+            // Held open together, the four are distinct.
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            let port = l.local_addr().expect("local addr").port();
+            if !handed.contains(&port) {
+                handed.push(port);
+                held.push((port, l));
+            }
+        }
         Ports {
-            relay_line: free_port(),
-            relay_pickle: free_port(),
-            pickle: free_port(),
-            admin: free_port(),
+            relay_line: held[0].0,
+            relay_pickle: held[1].0,
+            pickle: held[2].0,
+            admin: held[3].0,
         }
     }
 
