@@ -16,7 +16,7 @@ pub struct SpoolStatus {
     pub bytes: u64,
     pub segments: usize,
     pub unread_points: u64,
-    pub oldest_written_ms: Option<u64>,
+    pub oldest_arrived_ms: Option<u64>,
     /// Points found on disk at start, and how many of those have been read back since.
     pub recovered_points: u64,
     pub replayed_points: u64,
@@ -33,7 +33,7 @@ pub struct SpoolStatus {
 
 impl SpoolStatus {
     pub fn oldest_age_seconds(&self) -> Option<f64> {
-        self.oldest_written_ms
+        self.oldest_arrived_ms
             .map(|ms| (unix_ms().saturating_sub(ms)) as f64 / 1000.0)
     }
 }

@@ -122,22 +122,22 @@ fn stats_follow_reads_and_acks() {
     let st = s.stats();
     assert_eq!(st.unread_points, points_of(0..3));
     assert_eq!(st.unacked_records, 0);
-    assert_eq!(st.oldest_written_ms, Some(1_000));
+    assert_eq!(st.oldest_arrived_ms, Some(1_000));
     assert_eq!(st.segments, 1);
     let r = next(&mut s).expect("a record to read");
     assert_eq!(s.stats().unread_points, points_of(1..3));
     assert_eq!(s.stats().unacked_records, 1);
-    assert_eq!(s.stats().oldest_written_ms, Some(1_000));
+    assert_eq!(s.stats().oldest_arrived_ms, Some(1_000));
     s.ack(r.id).expect("ack");
     assert_eq!(s.stats().unacked_records, 0);
     // A lower bound: the next unread record counts as old as the one just read.
-    assert_eq!(s.stats().oldest_written_ms, Some(1_000));
+    assert_eq!(s.stats().oldest_arrived_ms, Some(1_000));
     let rest = read_all(&mut s);
-    assert_eq!(s.stats().oldest_written_ms, Some(1_001));
+    assert_eq!(s.stats().oldest_arrived_ms, Some(1_001));
     for r in &rest {
         s.ack(r.id).expect("ack");
     }
-    assert_eq!(s.stats().oldest_written_ms, None);
+    assert_eq!(s.stats().oldest_arrived_ms, None);
     assert_eq!(s.dir(), tmp.path());
 }
 
