@@ -4,10 +4,11 @@
 //! for `/buffer`, `/status`'s `pending` and the pending gauges, so they show the same numbers.
 //!
 //! Counts are the ledger's; ages and memory outside the buffer come from the buffer's register
-//! of batches in flight and its blocked pushers (`buffer::ages`). A spool record's age is its
-//! write time (the record format carries no arrival time): a point that waited in memory
-//! before it was spooled looks younger by that wait, at most `interval` plus one failed
-//! request (`request_timeout`), and at most 100 ms while Blueflood is known to be failing.
+//! of batches in flight and its blocked pushers (`buffer::ages`), and the spool's oldest
+//! arrival (records carry their oldest point's arrival since format version 2; an earlier
+//! release's records only their write time, which stands in for it). The spool's figure can
+//! understate for a while by at most one batch's time in flight before it was spooled (the
+//! approximation its store notes describe).
 
 use crate::accounting::LedgerSnapshot;
 use crate::buffer::Buffer;
