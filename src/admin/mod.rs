@@ -1,11 +1,13 @@
 //! The admin HTTP server (an axum router), on its own port and never on a carbon port:
-//! `/livez`, `/readyz`, `/status` (buffer depth and the whole ledger, as JSON) and `/metrics`
-//! (Prometheus: OpenMetrics or the classic text format, as `Accept` asks, see `negotiate.rs`).
-//! `/status` and `/metrics` can require a bearer token; the probes never do, so
+//! `/livez`, `/readyz`, `/status` (buffer depth and the whole ledger, as JSON), `/buffer`
+//! (every point pending and the delivery lag, `pending.rs`) and `/metrics` (Prometheus:
+//! OpenMetrics or the classic text format, as `Accept` asks, see `negotiate.rs`).
+//! `/status`, `/buffer` and `/metrics` can require a bearer token; the probes never do, so
 //! that the kubelet needs no secret. Its connections — how many, and how long each may take —
 //! are `serve.rs`'s.
 
 mod negotiate;
+mod pending;
 mod serve;
 mod status;
 
@@ -73,6 +75,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminBindError> {
 pub fn router(state: Arc<AdminState>) -> Router {
     let protected = Router::new()
         .route("/status", get(status_handler))
+        .route("/buffer", get(buffer_handler))
         .route("/metrics", get(metrics_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -122,6 +125,17 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
 async fn status_handler(State(s): State<Arc<AdminState>>) -> Response {
     let status = Status::gather(&s);
     match serde_json::to_value(&status) {
+        Ok(v) => json(StatusCode::OK, v),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+async fn buffer_handler(State(s): State<Arc<AdminState>>) -> Response {
+    let doc = pending::PendingDoc::gather(&s, &s.ledger.snapshot());
+    match serde_json::to_value(&doc) {
         Ok(v) => json(StatusCode::OK, v),
         Err(e) => json(
             StatusCode::INTERNAL_SERVER_ERROR,

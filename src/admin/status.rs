@@ -1,5 +1,6 @@
-//! The `/status` document: buffer depth, delivery state, the whole ledger, auth state and
-//! version, as one JSON object whose schema the README documents.
+//! The `/status` document: buffer depth, pending depth (`/buffer`'s document), delivery
+//! state, the whole ledger, auth state and version, as one JSON object whose schema the README
+//! documents.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,8 @@ pub struct Status {
     pub ready: bool,
     pub not_ready_reason: Option<String>,
     pub buffer: BufferStatus,
+    /// Everything received and not yet settled, wherever it waits: the `/buffer` document.
+    pub pending: super::pending::PendingDoc,
     /// `null` when no spool is configured.
     pub spool: Option<SpoolStatusDoc>,
     pub delivery: DeliveryStatus,
@@ -163,6 +166,7 @@ impl Status {
                     crate::config::settings::BufferPolicy::Block => "block",
                 },
             },
+            pending: super::pending::PendingDoc::gather(s, &l),
             spool: s.spill.spool().map(|spool| {
                 let st = spool.status();
                 SpoolStatusDoc {

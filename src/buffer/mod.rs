@@ -5,6 +5,10 @@
 //! `block` makes TCP readers wait for room, which stops them reading their sockets and so
 //! back-pressures the sender (UDP cannot wait and always drops). Pushing never waits on HTTP:
 //! only on room in this buffer.
+//!
+//! It also keeps the arrival times of points on their way out of it or into it (`ages.rs`):
+//! the batches in flight, and the pushers blocked waiting for room, so that the delivery lag
+//! can be read wherever the oldest point waits.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +23,9 @@ use crate::events::{
     WaitingBuffered, WaitingReleased,
 };
 use crate::model::Datapoint;
+
+mod ages;
+pub use ages::{Held, Holding, InFlight};
 
 /// A buffered point and when it arrived (for the flush interval and the oldest-age figure).
 #[derive(Debug)]
@@ -84,6 +91,26 @@ struct Inner {
     bytes: usize,
     /// Set at the shutdown deadline: nothing more is accepted, blocked pushers give up.
     closed: bool,
+    /// Pushers blocked waiting for room (one per connection at most): id, and their points'
+    /// arrival and the bytes still outside the buffer.
+    waiters: Vec<(u64, Held)>,
+    next_waiter: u64,
+}
+
+/// A blocked pusher's entry in [`Inner::waiters`], removed however the push ends (the future
+/// dropped included).
+struct Waiter<'a> {
+    buffer: &'a Buffer,
+    id: u64,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.buffer.lock();
+        if let Some(i) = inner.waiters.iter().position(|(id, _)| *id == self.id) {
+            inner.waiters.swap_remove(i);
+        }
+    }
 }
 
 /// What happened to the points handed to a push. Dropped points are NOT yet counted: the
@@ -107,6 +134,8 @@ pub struct Buffer {
     data_ready: Notify,
     /// Wakes blocked pushers when room appears.
     room_ready: Notify,
+    /// The batches taken from here and not yet settled, by age.
+    in_flight: Arc<InFlight>,
 }
 
 impl Buffer {
@@ -124,6 +153,7 @@ impl Buffer {
             logs,
             data_ready: Notify::new(),
             room_ready: Notify::new(),
+            in_flight: Arc::new(InFlight::default()),
         }
     }
 
@@ -134,8 +164,15 @@ impl Buffer {
     }
 
     /// Moves as many of `points` (front first) as fit into the buffer; returns how many.
-    /// `waiting`: the points are counted as waiting for room, and leave that state.
-    fn push_some(&self, points: &mut VecDeque<Datapoint>, now: Instant, waiting: bool) -> usize {
+    /// `waiting`: the points are counted as waiting for room, and leave that state; `waiter`
+    /// is their entry in the blocked pushers, whose bytes go down by what entered.
+    fn push_some(
+        &self,
+        points: &mut VecDeque<Datapoint>,
+        now: Instant,
+        waiting: bool,
+        waiter: Option<u64>,
+    ) -> usize {
         let mut inner = self.lock();
         if inner.closed {
             return 0;
@@ -156,6 +193,11 @@ impl Buffer {
                 });
             }
         }
+        if let Some(w) = waiter
+            && let Some((_, held)) = inner.waiters.iter_mut().find(|(id, _)| *id == w)
+        {
+            held.bytes = held.bytes.saturating_sub(bytes as u64);
+        }
         drop(inner);
         if n > 0 {
             let (points, bytes) = (n as u64, bytes as u64);
@@ -172,7 +214,7 @@ impl Buffer {
     /// Pushes without ever waiting: what does not fit is dropped as `buffer_full`.
     pub fn try_push(&self, points: Vec<Datapoint>) -> PushOutcome {
         let mut points = VecDeque::from(points);
-        let accepted = self.push_some(&mut points, Instant::now(), false);
+        let accepted = self.push_some(&mut points, Instant::now(), false, None);
         let dropped = points.len();
         let reason = (dropped > 0).then(|| {
             if self.is_closed() {
@@ -199,12 +241,17 @@ impl Buffer {
         let mut points = VecDeque::from(points);
         let mut accepted = 0;
         let mut waiting = false;
+        // Points that waited keep the time they arrived, not the time room appeared: their
+        // age is the delivery lag an operator reads.
+        let arrived = Instant::now();
+        let mut waiter: Option<Waiter<'_>> = None;
         loop {
             // Register interest before trying, so room freed in between is not missed.
             let room = self.room_ready.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            accepted += self.push_some(&mut points, Instant::now(), waiting);
+            let id = waiter.as_ref().map(|w| w.id);
+            accepted += self.push_some(&mut points, arrived, waiting, id);
             if points.is_empty() {
                 return PushOutcome {
                     accepted,
@@ -231,9 +278,27 @@ impl Buffer {
                 }
                 .emit(&self.ledger, &self.logs);
                 waiting = true;
+                waiter = Some(self.wait_here(&points, arrived));
             }
             room.await;
         }
+    }
+
+    /// Enters a blocked pusher's points in [`Inner::waiters`]: once per wait, not per point
+    /// pushed.
+    fn wait_here(&self, points: &VecDeque<Datapoint>, arrived: Instant) -> Waiter<'_> {
+        let bytes: usize = points.iter().map(Datapoint::buffer_cost).sum();
+        let mut inner = self.lock();
+        let id = inner.next_waiter;
+        inner.next_waiter += 1;
+        inner.waiters.push((
+            id,
+            Held {
+                arrived: Some(arrived),
+                bytes: bytes as u64,
+            },
+        ));
+        Waiter { buffer: self, id }
     }
 
     /// Takes up to `max` points from the front, oldest first, into `out`. The points leave the
@@ -342,6 +407,21 @@ impl Buffer {
     /// When the oldest buffered point arrived, if any.
     pub fn oldest(&self) -> Option<Instant> {
         self.lock().entries.front().map(|e| e.arrived)
+    }
+
+    /// What the pushers blocked waiting for room hold: their oldest arrival and the bytes of
+    /// their points not yet in the buffer.
+    pub fn waiting(&self) -> Held {
+        let inner = self.lock();
+        inner
+            .waiters
+            .iter()
+            .fold(Held::default(), |acc, (_, h)| acc.with(*h))
+    }
+
+    /// The batches taken from the buffer and not yet settled (the forwarder holds slots here).
+    pub fn in_flight(&self) -> &Arc<InFlight> {
+        &self.in_flight
     }
 }
 

@@ -173,3 +173,40 @@ async fn close_releases_blocked_pushers_and_reports_what_they_held() {
     assert_eq!(s.dropped(DropReason::ShutdownTimeout), 3);
     assert!(s.balanced(), "{s:?}");
 }
+
+#[tokio::test]
+async fn a_blocked_pusher_shows_its_arrival_and_bytes_until_its_points_are_in() {
+    let ledger = Arc::new(Ledger::default());
+    received(&ledger, 3);
+    let before = Instant::now();
+    let (buf, pusher) = push_three_into_room_for_one(&ledger);
+    while ledger.snapshot().waiting_points == 0 {
+        tokio::task::yield_now().await;
+    }
+    let held = buf.waiting();
+    assert_eq!(held.bytes, 2 * pt("b").buffer_cost() as u64);
+    let arrived = held.arrived.expect("an arrival");
+    assert!(arrived >= before, "arrived before the push began");
+    let mut taken = Vec::new();
+    buf.take(1, &mut taken);
+    while ledger.snapshot().waiting_points == 2 {
+        tokio::task::yield_now().await;
+    }
+    // One more went in: the other is still waiting, and only its bytes are outside.
+    let cost = pt("c").buffer_cost() as u64;
+    assert_eq!(
+        buf.waiting(),
+        Held {
+            arrived: Some(arrived),
+            bytes: cost
+        }
+    );
+    while taken.len() < 3 {
+        buf.take(1, &mut taken);
+        tokio::task::yield_now().await;
+    }
+    pusher.await.expect("pusher");
+    assert_eq!(buf.waiting(), Held::default());
+    // The points that waited keep the push's arrival, not the time room appeared.
+    assert!(taken.iter().all(|e| e.arrived == arrived), "{taken:?}");
+}

@@ -38,8 +38,9 @@ const MAX_DOUBLINGS: u32 = 20;
 /// Where a batch comes from, which decides what happens when it cannot be delivered now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Taken from the memory buffer: spooled on failure (when a spool is configured).
-    Live,
+    /// Taken from the memory buffer: spooled on failure (when a spool is configured), stamped
+    /// with `arrived`, when its oldest point arrived (so the delivery lag survives the spool).
+    Live { arrived: Option<Instant> },
     /// Read back from the spool: retried here; left on disk if the deadline comes.
     Spooled,
 }
@@ -159,7 +160,7 @@ impl DeliveryContext {
                 });
                 Settled::LeftInSpool
             }
-            Origin::Live => {
+            Origin::Live { .. } => {
                 self.spill.keep_at_deadline(points).await;
                 Settled::Done
             }

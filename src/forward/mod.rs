@@ -5,13 +5,16 @@
 //!
 //! Whether a body goes to disk instead of the wire is `spill.rs`'s decision; cutting points
 //! into bodies is `body.rs`'s; what an answer means is `blueflood`'s, what to do about it
-//! `policy.rs`'s, and `deliver.rs` drives one body until every point is settled.
+//! `policy.rs`'s, and `deliver.rs` drives one body until every point is settled. Each body
+//! holds a slot in the buffer's register of batches in flight until it is settled, so its age
+//! shows in `depth.rs`'s pending figures.
 
 pub mod answer;
 mod bisect;
 pub mod blueflood;
 mod body;
 pub mod deliver;
+pub mod depth;
 mod policy;
 pub mod replay;
 pub mod spill;
@@ -25,11 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::buffer::{Buffer, Entry};
+use crate::buffer::{Buffer, Entry, Held, Holding};
 use crate::health::{BEAT_EVERY, Health};
 use crate::model::Datapoint;
 use body::{Body, BodyCutter};
 pub use deliver::{DeliveryContext, Origin, Settled};
+pub use depth::Depth;
 pub use spill::SpillPolicy;
 
 /// How many points to take from the buffer per lock: enough to make the lock's cost
@@ -50,10 +54,31 @@ pub struct Flusher {
     pub health: Arc<Health>,
 }
 
-/// The body being filled, and when its oldest point arrived.
+/// The body being filled, when its oldest point arrived, and the memory its points are
+/// charged (for `/buffer`: they left the buffer's bytes when taken).
 struct Pending {
     cutter: BodyCutter,
     oldest: Option<Instant>,
+    bytes: u64,
+}
+
+impl Pending {
+    /// The body's age and memory, and the cutter emptied of them for the next body.
+    fn held(&mut self) -> Held {
+        Held {
+            arrived: self.oldest.take(),
+            bytes: std::mem::take(&mut self.bytes),
+        }
+    }
+}
+
+/// The flusher's hands: the body being filled and the points taken for it not yet added.
+fn hands(pending: &Pending, rest: &[Entry]) -> Held {
+    let rest_bytes: usize = rest.iter().map(|e| e.point.buffer_cost()).sum();
+    Held {
+        arrived: pending.oldest.or(rest.first().map(|e| e.arrived)),
+        bytes: pending.bytes + rest_bytes as u64,
+    }
 }
 
 impl Flusher {
@@ -65,7 +90,9 @@ impl Flusher {
         let mut pending = Pending {
             cutter: BodyCutter::new(self.max_body_bytes, self.ctx.ttl_seconds),
             oldest: None,
+            bytes: 0,
         };
+        let register = self.buffer.in_flight().clone();
         let mut taken: Vec<Entry> = Vec::with_capacity(TAKE_CHUNK);
         let abort = self.ctx.abort.clone();
         // Points the deadline caught in this loop's hands: spooled or counted lost at the end.
@@ -80,14 +107,17 @@ impl Flusher {
                 if self.buffer.take(TAKE_CHUNK, &mut taken) == 0 {
                     break;
                 }
+                register.set_hands(hands(&pending, &taken));
                 let mut entries = taken.drain(..);
                 while let Some(entry) = entries.next() {
-                    if let Err(left) = self.add(&mut pending, entry, &permits, &tasks).await {
+                    let added = self.add(&mut pending, entry, entries.as_slice(), &permits, &tasks);
+                    if let Err(left) = added.await {
                         cut.extend(left);
                         cut.extend(entries.map(|e| e.point));
                         break 'run;
                     }
                 }
+                register.set_hands(hands(&pending, &[]));
             }
             let draining = self.inputs_done.is_cancelled();
             let linger = self.ctx.spill.linger(self.interval);
@@ -95,9 +125,9 @@ impl Flusher {
                 .oldest
                 .is_some_and(|t| draining || t.elapsed() >= linger);
             if due {
-                pending.oldest = None;
+                let held = pending.held();
                 if let Some(body) = pending.cutter.take()
-                    && let Err(left) = self.dispatch(body, &permits, &tasks).await
+                    && let Err(left) = self.dispatch(body, held, &permits, &tasks).await
                 {
                     cut.extend(left);
                     break 'run;
@@ -115,6 +145,7 @@ impl Flusher {
                 () = abort.cancelled() => break 'run,
             }
         }
+        register.set_hands(Held::default());
         // Empty unless the deadline came first.
         cut.append(&mut pending.cutter.take_points());
         self.ctx.spill.keep_at_deadline(cut).await;
@@ -123,40 +154,64 @@ impl Flusher {
     }
 
     /// Adds one point to the pending body, dispatching the body first when it is full.
-    /// `Err` with the points in hand when the deadline aborted a dispatch.
+    /// `rest`: the points taken with it, still to be added (in the flusher's hands while a
+    /// full body waits for a slot). `Err` with the points in hand when the deadline aborted a
+    /// dispatch.
     async fn add(
         &self,
         pending: &mut Pending,
         entry: Entry,
+        rest: &[Entry],
         permits: &Arc<Semaphore>,
         tasks: &TaskTracker,
     ) -> Result<(), Vec<Datapoint>> {
+        let cost = entry.point.buffer_cost() as u64;
         let cut = pending.cutter.push(entry.point);
-        if cut.completed.is_some() {
-            pending.oldest = None;
-        }
+        let full = cut.completed.map(|body| (body, pending.held()));
         if cut.added {
             pending.oldest.get_or_insert(entry.arrived);
+            pending.bytes += cost;
         } else {
             self.ctx.drop_too_large(1);
         }
-        match cut.completed {
-            Some(full) => self.dispatch(full, permits, tasks).await,
+        match full {
+            Some((body, held)) => {
+                // The full body gets its own slot in dispatch; the hands keep the rest.
+                let holding = self.buffer.in_flight().hold(held);
+                self.buffer.in_flight().set_hands(hands(pending, rest));
+                self.dispatch_held(body, holding, permits, tasks).await
+            }
             None => Ok(()),
         }
     }
 
-    /// Spools `body` when that is wanted, otherwise waits for a free delivery slot and starts
-    /// delivering it. `Err` with the body's points when the deadline comes first.
+    /// [`Flusher::dispatch_held`] for a body whose age and memory are `held`.
     async fn dispatch(
         &self,
         body: Body,
+        held: Held,
+        permits: &Arc<Semaphore>,
+        tasks: &TaskTracker,
+    ) -> Result<(), Vec<Datapoint>> {
+        let holding = self.buffer.in_flight().hold(held);
+        self.buffer.in_flight().set_hands(Held::default());
+        self.dispatch_held(body, holding, permits, tasks).await
+    }
+
+    /// Spools `body` when that is wanted, otherwise waits for a free delivery slot and starts
+    /// delivering it; `holding` shows its age until it is settled. `Err` with the body's points
+    /// when the deadline comes first.
+    async fn dispatch_held(
+        &self,
+        body: Body,
+        holding: Holding,
         permits: &Arc<Semaphore>,
         tasks: &TaskTracker,
     ) -> Result<(), Vec<Datapoint>> {
         let Body { points, mut json } = body;
         let spill = &self.ctx.spill;
-        let mut points = match spill.before_send(points).await {
+        let arrived = holding.arrived();
+        let mut points = match spill.before_send(points, arrived).await {
             Ok(()) => return Ok(()),
             Err(kept) => self.kept(kept, &mut json),
         };
@@ -169,7 +224,7 @@ impl Flusher {
                 () = self.ctx.abort.cancelled() => return Err(points),
                 () = tokio::time::sleep(recheck) => {
                     self.health.flusher.beat();
-                    points = match spill.before_send(points).await {
+                    points = match spill.before_send(points, arrived).await {
                         Ok(()) => return Ok(()),
                         Err(kept) => self.kept(kept, &mut json),
                     };
@@ -188,8 +243,8 @@ impl Flusher {
         );
         tasks.spawn(
             async move {
-                ctx.deliver(points, json, Origin::Live).await;
-                drop(permit);
+                ctx.deliver(points, json, Origin::Live { arrived }).await;
+                drop((permit, holding));
             }
             .instrument(span),
         );

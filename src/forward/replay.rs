@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::BodyCutter;
 use super::{DeliveryContext, Origin, Settled};
 use crate::accounting::DropReason;
+use crate::buffer::Held;
 use crate::events::BackToSpool;
 use crate::model::{Datapoint, Window};
 use crate::spool::{Replay, Spool};
@@ -69,6 +70,13 @@ impl Drainer {
             }
             next_at = next_at.max(now) + Duration::from_secs_f64(n as f64 / self.rate as f64);
             let id = replay.id;
+            // Its memory shows in flight; its age stays the spool's (an unacknowledged record
+            // is still the spool's oldest), so it is not given twice.
+            let bytes: usize = replay.points.iter().map(Datapoint::buffer_cost).sum();
+            let _holding = self.ctx.spill.buffer().in_flight().hold(Held {
+                arrived: None,
+                bytes: bytes as u64,
+            });
             if self.deliver(replay).await == Settled::Done {
                 self.spool.ack(id).await;
             } else {

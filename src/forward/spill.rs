@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Origin;
 use crate::accounting::{DropReason, Ledger};
@@ -67,6 +67,11 @@ impl SpillPolicy {
         self.spool.as_ref()
     }
 
+    /// The memory buffer (whose register of batches in flight replay holds its records in).
+    pub fn buffer(&self) -> &Arc<Buffer> {
+        &self.buffer
+    }
+
     /// Blueflood's last answer was a failure: new live bodies go to disk, when there is one.
     pub fn blueflood_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
@@ -99,9 +104,14 @@ impl SpillPolicy {
         self.spool.as_ref().map(|_| SPILL_LINGER)
     }
 
-    /// Before a live body is sent: spools it when that is wanted. `Ok` when every point went
-    /// to disk; otherwise what is left to send.
-    pub(super) async fn before_send(&self, points: Vec<Datapoint>) -> Result<(), Kept> {
+    /// Before a live body is sent: spools it when that is wanted (stamped with `arrived`, its
+    /// oldest point's arrival). `Ok` when every point went to disk; otherwise what is left to
+    /// send.
+    pub(super) async fn before_send(
+        &self,
+        points: Vec<Datapoint>,
+        arrived: Option<Instant>,
+    ) -> Result<(), Kept> {
         let Some(spool) = self.spool.as_ref().filter(|_| self.wanted()) else {
             return Err(Kept {
                 points,
@@ -109,10 +119,13 @@ impl SpillPolicy {
             });
         };
         let n = points.len();
-        spool.spill(points).await.map_err(|Refused(rest)| Kept {
-            partly_spilled: rest.len() < n,
-            points: rest,
-        })
+        spool
+            .spill(points, arrived)
+            .await
+            .map_err(|Refused(rest)| Kept {
+                partly_spilled: rest.len() < n,
+                points: rest,
+            })
     }
 
     /// A request failed: Blueflood is failing, so new live bodies go to disk; a live body is
@@ -125,7 +138,9 @@ impl SpillPolicy {
     ) -> Result<(), Vec<Datapoint>> {
         self.failing.store(true, Ordering::Relaxed);
         match (&self.spool, origin) {
-            (Some(spool), Origin::Live) => spool.spill(points).await.map_err(|Refused(p)| p),
+            (Some(spool), Origin::Live { arrived }) => {
+                spool.spill(points, arrived).await.map_err(|Refused(p)| p)
+            }
             _ => Err(points),
         }
     }
@@ -143,7 +158,8 @@ impl SpillPolicy {
         }
         let n = points.len();
         let lost = match &self.spool {
-            Some(spool) => match spool.spill(points).await {
+            // What the deadline catches is spooled as of now: its arrival is not kept this far.
+            Some(spool) => match spool.spill(points, None).await {
                 Ok(()) => {
                     tracing::info!(datapoints = n, "spooled at the shutdown deadline");
                     return;

@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 pub use super::status::SpoolStatus;
-use super::status::unix_ms;
 use super::store::{
-    Appended, FullPolicy, ReadOutcome, ReadRecord, RecordId, Store, StoreError, StoreOptions,
-    StoreStats,
+    FullPolicy, ReadOutcome, ReadRecord, RecordId, Store, StoreError, StoreOptions, StoreStats,
 };
 use crate::accounting::Ledger;
 use crate::config::settings::{SpoolFsync, SpoolFullPolicy, SpoolSettings};
@@ -30,6 +28,9 @@ use crate::events::{
     SpoolRecovered, SpoolSegmentLost, SpoolWriteFailed, SpoolWritten,
 };
 use crate::model::Datapoint;
+
+mod append;
+use append::{Evicted, append_all};
 
 /// How long the spool rests after a disk error before it is tried again.
 pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(10);
@@ -62,14 +63,6 @@ pub struct Spool {
     recovered_left: AtomicU64,
     /// Wakes the drainer when a record was written.
     written: Notify,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Evicted {
-    segments: u64,
-    points: u64,
-    /// The spool was full under `block`: the rest stayed in memory.
-    full: bool,
 }
 
 /// Why a spill was refused; the points come back to the caller.
@@ -219,7 +212,7 @@ impl Spool {
             st.bytes = stats.bytes;
             st.segments = stats.segments;
             st.unread_points = stats.unread_points;
-            st.oldest_written_ms = stats.oldest_written_ms;
+            st.oldest_arrived_ms = stats.oldest_arrived_ms;
             st.writable = stats.writable;
             st.opened = true;
         }
@@ -252,10 +245,15 @@ impl Spool {
         self.rest_lock().is_none_or(|t| Instant::now() >= t)
     }
 
-    /// Writes in-flight `points` to disk (the ledger moves them from in flight to spooled).
-    /// Refused — points handed back, still in flight — when the spool is full under `block`,
-    /// or the disk failed (counted, logged; the spool rests before the next try).
-    pub async fn spill(&self, points: Vec<Datapoint>) -> Result<(), Refused> {
+    /// Writes in-flight `points` to disk (the ledger moves them from in flight to spooled),
+    /// stamped with `arrived`, when the oldest of them arrived (now when unknown). Refused —
+    /// points handed back, still in flight — when the spool is full under `block`, or the disk
+    /// failed (counted, logged; the spool rests before the next try).
+    pub async fn spill(
+        &self,
+        points: Vec<Datapoint>,
+        arrived: Option<Instant>,
+    ) -> Result<(), Refused> {
         if points.is_empty() {
             return Ok(());
         }
@@ -266,12 +264,13 @@ impl Spool {
             return Err(Refused(points));
         }
         let shared = self.store.clone();
+        let ago = arrived.map_or(0, |t| u64::try_from(t.elapsed().as_millis()).unwrap_or(0));
         let (mut points, written, result, stats) = tokio::task::spawn_blocking(move || {
             let mut guard = lock(&shared);
             let Some(store) = guard.as_mut() else {
                 return (points, 0, Ok(Evicted::default()), None);
             };
-            let (written, result) = append_all(store, &points);
+            let (written, result) = append_all(store, &points, ago);
             let stats = Some(store.stats());
             (points, written, result, stats)
         })
@@ -453,35 +452,6 @@ impl Spool {
     pub fn has_unread(&self) -> bool {
         self.status_lock().unread_points > 0
     }
-}
-
-/// Appends `points` as records of at most [`RECORD_POINTS`], stopping at the first that does
-/// not fit (`block`) or fails: how many were written, and what was evicted to make room.
-fn append_all(
-    store: &mut Store,
-    points: &[Datapoint],
-) -> (usize, Result<Evicted, (StoreError, Evicted)>) {
-    let now = unix_ms();
-    let mut evicted = Evicted::default();
-    let mut written = 0;
-    for chunk in points.chunks(RECORD_POINTS) {
-        match store.append(chunk, now) {
-            Ok(Appended::Stored {
-                evicted_segments,
-                evicted_points,
-            }) => {
-                evicted.segments += evicted_segments;
-                evicted.points += evicted_points;
-                written += chunk.len();
-            }
-            Ok(Appended::Full) => {
-                evicted.full = true;
-                break;
-            }
-            Err(e) => return (written, Err((e, evicted))),
-        }
-    }
-    (written, Ok(evicted))
 }
 
 fn lock(store: &Mutex<Option<Store>>) -> MutexGuard<'_, Option<Store>> {

@@ -2,8 +2,15 @@
 //! no I/O, so it can be fuzzed on its own (`fuzz/fuzz_targets/spool_record.rs`).
 //!
 //! A record is `len: u32 LE | crc32c: u32 LE | payload[len]`, the CRC-32C covering the payload.
-//! The payload is `version: u8 | written_ms: u64 LE | count: u32 LE | count × point`, a point being
-//! `name_len` (unsigned LEB128) | name (UTF-8) | `timestamp_ms: i64 LE` | `value: f64 LE` (bits).
+//! The payload is `version: u8 | written_ms: u64 LE | arrived_ms: u64 LE | count: u32 LE |
+//! count × point`, a point being `name_len` (unsigned LEB128) | name (UTF-8) |
+//! `timestamp_ms: i64 LE` | `value: f64 LE` (bits). `arrived_ms` is when the oldest point of
+//! the batch reached the forwarder, so the delivery lag survives the spool (and a restart).
+//!
+//! Version 1, written by earlier forwarders, has no `arrived_ms`: it is still read, with
+//! `arrived_ms = written_ms` (the batch looks as young as its write). This code writes version
+//! 2 only; a forwarder older than it refuses version 2 records as corrupt, so a spool is not
+//! carried back across a downgrade.
 //!
 //! # Decisions
 //! * The length comes first and is checked against the caller's `max_record_bytes` before
@@ -20,10 +27,14 @@ use crate::model::Datapoint;
 /// Bytes before the payload: the length and the checksum.
 pub const HEADER_BYTES: usize = 8;
 /// The payload format written by this code.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The earlier format, without `arrived_ms`: still read.
+pub const V1: u8 = 1;
 
-/// Version, `written_ms`, `count`.
+/// Version, `written_ms`, `count` (version 1; version 2 adds [`ARRIVED_BYTES`]).
 const PAYLOAD_FIXED_BYTES: usize = 1 + 8 + 4;
+/// `arrived_ms`, in version 2 only.
+const ARRIVED_BYTES: usize = 8;
 /// Timestamp and value.
 const POINT_FIXED_BYTES: usize = 8 + 8;
 /// The smallest point: a one-byte varint for an empty name, then the fixed part. Bounds how many
@@ -33,9 +44,30 @@ const MIN_POINT_BYTES: usize = 1 + POINT_FIXED_BYTES;
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// The format it was read in ([`VERSION`] or [`V1`]).
+    pub version: u8,
     /// Unix milliseconds when the batch was spooled.
     pub written_ms: u64,
+    /// Unix milliseconds when its oldest point arrived (`written_ms` for a version 1 record).
+    pub arrived_ms: u64,
     pub points: Vec<Datapoint>,
+}
+
+/// When a record was written and when its oldest point arrived, Unix milliseconds. A bare
+/// `u64` is a write time with nothing older known (what version 1 records say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub written_ms: u64,
+    pub arrived_ms: u64,
+}
+
+impl From<u64> for Stamp {
+    fn from(written_ms: u64) -> Self {
+        Stamp {
+            written_ms,
+            arrived_ms: written_ms,
+        }
+    }
 }
 
 /// Why the bytes at the start of a buffer are not a record.
@@ -62,16 +94,23 @@ pub enum RecordError {
 /// A payload over `u32::MAX` bytes cannot be represented; callers bound records well below that
 /// (the store refuses anything over `max_record_bytes`). Such a record is written with a length
 /// that does not match its payload, so it could only ever decode as an error.
-pub fn encode(points: &[Datapoint], written_ms: u64, out: &mut Vec<u8>) {
-    let total = encoded_len(points);
+pub fn encode(points: &[Datapoint], stamp: impl Into<Stamp>, out: &mut Vec<u8>) {
+    encode_as(points, stamp.into(), VERSION, out);
+}
+
+fn encode_as(points: &[Datapoint], stamp: Stamp, version: u8, out: &mut Vec<u8>) {
+    let total = encoded_len_as(points, version);
     out.reserve(total);
     let start = out.len();
     let payload_len = total - HEADER_BYTES;
     out.extend_from_slice(&u32::try_from(payload_len).unwrap_or(u32::MAX).to_le_bytes());
     // The checksum is patched in once the payload is there.
     out.extend_from_slice(&[0; 4]);
-    out.push(VERSION);
-    out.extend_from_slice(&written_ms.to_le_bytes());
+    out.push(version);
+    out.extend_from_slice(&stamp.written_ms.to_le_bytes());
+    if version == VERSION {
+        out.extend_from_slice(&stamp.arrived_ms.to_le_bytes());
+    }
     out.extend_from_slice(
         &u32::try_from(points.len())
             .unwrap_or(u32::MAX)
@@ -89,8 +128,28 @@ pub fn encode(points: &[Datapoint], written_ms: u64, out: &mut Vec<u8>) {
 
 /// Exact encoded size of a record holding `points` (header included), without encoding.
 pub fn encoded_len(points: &[Datapoint]) -> usize {
+    encoded_len_as(points, VERSION)
+}
+
+/// Exact encoded size of `rec` in the version it was read in.
+pub fn record_len(rec: &Record) -> usize {
+    encoded_len_as(&rec.points, rec.version)
+}
+
+/// Re-encodes `rec` in the version it was read in (for the codec's one-spelling checks).
+pub fn encode_record(rec: &Record, out: &mut Vec<u8>) {
+    let stamp = Stamp {
+        written_ms: rec.written_ms,
+        arrived_ms: rec.arrived_ms,
+    };
+    encode_as(&rec.points, stamp, rec.version, out);
+}
+
+fn encoded_len_as(points: &[Datapoint], version: u8) -> usize {
+    let arrived = if version == VERSION { ARRIVED_BYTES } else { 0 };
     HEADER_BYTES
         + PAYLOAD_FIXED_BYTES
+        + arrived
         + points
             .iter()
             .map(|p| varint_len(p.name.len() as u64) + p.name.len() + POINT_FIXED_BYTES)
@@ -129,10 +188,15 @@ fn decode_payload(payload: &[u8]) -> Result<Record, RecordError> {
     let version = r
         .array::<1>()
         .ok_or(RecordError::Malformed("empty payload"))?[0];
-    if version != VERSION {
+    if version != VERSION && version != V1 {
         return Err(RecordError::Malformed("unknown version"));
     }
     let written_ms = u64::from_le_bytes(r.array().ok_or(TRUNCATED)?);
+    let arrived_ms = if version == VERSION {
+        u64::from_le_bytes(r.array().ok_or(TRUNCATED)?)
+    } else {
+        written_ms
+    };
     let count = u32::from_le_bytes(r.array().ok_or(TRUNCATED)?) as usize;
     if count > r.0.len() / MIN_POINT_BYTES {
         return Err(RecordError::Malformed("count exceeds the payload"));
@@ -157,7 +221,12 @@ fn decode_payload(payload: &[u8]) -> Result<Record, RecordError> {
     if !r.0.is_empty() {
         return Err(RecordError::Malformed("bytes after the last point"));
     }
-    Ok(Record { written_ms, points })
+    Ok(Record {
+        version,
+        written_ms,
+        arrived_ms,
+        points,
+    })
 }
 
 const TRUNCATED: RecordError = RecordError::Malformed("payload ends inside a field");

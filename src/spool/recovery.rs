@@ -115,7 +115,7 @@ fn recover_segment(
     recovery.records += live.records;
     recovery.points += live.points;
     recovery.bytes += good_len;
-    recovery.oldest_written_ms = min_opt(recovery.oldest_written_ms, live.oldest_ms);
+    recovery.oldest_arrived_ms = min_opt(recovery.oldest_arrived_ms, live.oldest_ms);
     Some(Segment {
         seq,
         path,
@@ -172,7 +172,7 @@ impl Tally {
     fn add(&mut self, rec: &Record) {
         self.records += 1;
         self.points += rec.points.len() as u64;
-        self.oldest_ms = min_opt(self.oldest_ms, Some(rec.written_ms));
+        self.oldest_ms = min_opt(self.oldest_ms, Some(rec.arrived_ms));
     }
 }
 

@@ -16,7 +16,9 @@ pub struct SpoolStatus {
     pub bytes: u64,
     pub segments: usize,
     pub unread_points: u64,
-    pub oldest_written_ms: Option<u64>,
+    /// When the oldest point of an unacknowledged record arrived (Unix ms; a version 1
+    /// record's write time).
+    pub oldest_arrived_ms: Option<u64>,
     /// Points found on disk at start, and how many of those have been read back since.
     pub recovered_points: u64,
     pub replayed_points: u64,
@@ -32,8 +34,9 @@ pub struct SpoolStatus {
 }
 
 impl SpoolStatus {
+    /// The spool's part of the delivery lag: seconds since [`SpoolStatus::oldest_arrived_ms`].
     pub fn oldest_age_seconds(&self) -> Option<f64> {
-        self.oldest_written_ms
+        self.oldest_arrived_ms
             .map(|ms| (unix_ms().saturating_sub(ms)) as f64 / 1000.0)
     }
 }

@@ -38,9 +38,12 @@
 //!   in memory only, and appends are refused ([`StoreError::ReadOnly`]; `append` probes again
 //!   each time, so a directory made writable is used again). Delivery stays at least once: a
 //!   restart replays what was delivered, which Blueflood's idempotent ingest absorbs.
-//! * `oldest_written_ms` assumes records are stamped in non-decreasing order (they are stamped
-//!   when spooled): after a read the next unread record of that segment is taken to be no older
-//!   than the one just read, which keeps the figure from needing a per-record list.
+//! * `oldest_arrived_ms` (the arrival of the oldest point to replay: the delivery lag) assumes
+//!   records are appended in non-decreasing arrival order: after a read the next unread record
+//!   of that segment is taken to be no older than the one just read, which keeps the figure
+//!   from needing a per-record list. Appends are nearly in that order (a failed batch can be
+//!   spooled after younger ones, by at most its time in flight), so the figure can understate
+//!   by that much while such a record waits behind a younger one.
 
 use std::collections::VecDeque;
 use std::fs;
@@ -77,7 +80,7 @@ pub(super) struct Segment {
     pub(super) unread_records: u64,
     pub(super) unread_points: u64,
     pub(super) acked_records: u64,
-    /// Oldest `written_ms` among the unread records (see the module notes).
+    /// Oldest `arrived_ms` among the unread records (see the module notes).
     pub(super) oldest_unread_ms: Option<u64>,
     /// No longer appended to; deleted once every live record is acked.
     pub(super) sealed: bool,
@@ -94,7 +97,8 @@ impl Segment {
 struct InFlight {
     id: RecordId,
     end: u64,
-    written_ms: u64,
+    /// When its oldest point arrived (its write time for a version 1 record).
+    arrived_ms: u64,
 }
 
 /// The spool directory, open and locked.
@@ -177,7 +181,7 @@ impl Store {
     }
 
     pub fn stats(&self) -> StoreStats {
-        let in_flight = self.in_flight.iter().map(|f| f.written_ms).min();
+        let in_flight = self.in_flight.iter().map(|f| f.arrived_ms).min();
         let unread = self
             .segments
             .iter()
@@ -188,7 +192,7 @@ impl Store {
             segments: self.segments.len(),
             unread_points: self.unread_points,
             unacked_records: self.in_flight.len() as u64,
-            oldest_written_ms: min_opt(in_flight, unread),
+            oldest_arrived_ms: min_opt(in_flight, unread),
             writable: self.writable,
         }
     }

@@ -1,5 +1,6 @@
-//! Prometheus metrics. Counts and gauges are read from the [`Ledger`], the buffer and the auth
-//! provider at scrape time by a collector, so nothing is counted twice and the numbers on
+//! Prometheus metrics. Counts and gauges are read from the [`Ledger`], the buffer, the pending
+//! depth (`forward::Depth`, as `/buffer` shows it) and the auth provider at scrape time by a
+//! collector, so nothing is counted twice and the numbers on
 //! `/metrics` are the very numbers the invariants are tested on. The distributions (request
 //! durations, batch sizes) are the ledger's `Instruments`, recorded by events like every other
 //! count: this module only registers and encodes.
@@ -329,6 +330,23 @@ impl Collector for LedgerCollector {
             "Age of the oldest buffered datapoint (0 when empty)",
             Some(&Unit::Seconds),
             oldest,
+        )?;
+        // Wherever points wait (`forward::Depth`, as `/buffer` shows it): the delivery lag.
+        let depth = crate::forward::Depth::gather(&s, &self.buffer, &self.spill);
+        let pending = depth.pending() as f64;
+        gauge(
+            &mut enc,
+            "pending_datapoints",
+            "Datapoints received and not yet settled: buffered, in flight, spooled, waiting for room",
+            None,
+            pending,
+        )?;
+        gauge(
+            &mut enc,
+            "oldest_pending_age",
+            "Arrival age of the oldest unsettled datapoint, wherever it waits (0 when none)",
+            Some(&Unit::Seconds),
+            depth.oldest_age_seconds.unwrap_or(0.0),
         )?;
         gauge(
             &mut enc,

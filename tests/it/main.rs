@@ -16,6 +16,7 @@ mod auth_e2e;
 mod auth_edges;
 mod auth_provider;
 mod auth_rotation;
+mod buffer_depth;
 mod cli;
 mod config;
 mod doubles;

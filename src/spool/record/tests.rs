@@ -62,8 +62,13 @@ fn examples_round_trip() {
 
 #[test]
 fn layout_is_the_documented_one() {
-    let bytes = enc(&[pt(&"n".repeat(200), -2, 2.0)], 0x0102_0304_0506_0708);
-    let payload_len = 1 + 8 + 4 + 2 + 200 + 8 + 8;
+    let stamp = Stamp {
+        written_ms: 0x0102_0304_0506_0708,
+        arrived_ms: 0x1112_1314_1516_1718,
+    };
+    let mut bytes = Vec::new();
+    encode(&[pt(&"n".repeat(200), -2, 2.0)], stamp, &mut bytes);
+    let payload_len = 1 + 8 + 8 + 4 + 2 + 200 + 8 + 8;
     assert_eq!(&bytes[0..4], &(payload_len as u32).to_le_bytes());
     assert_eq!(
         &bytes[4..8],
@@ -71,11 +76,12 @@ fn layout_is_the_documented_one() {
     );
     assert_eq!(bytes[8], VERSION);
     assert_eq!(&bytes[9..17], &0x0102_0304_0506_0708u64.to_le_bytes());
-    assert_eq!(&bytes[17..21], &1u32.to_le_bytes());
+    assert_eq!(&bytes[17..25], &0x1112_1314_1516_1718u64.to_le_bytes());
+    assert_eq!(&bytes[25..29], &1u32.to_le_bytes());
     // 200 = 0b1_1001000: low seven bits with the continuation bit, then 1.
-    assert_eq!(&bytes[21..23], &[0xc8, 0x01]);
-    assert_eq!(&bytes[223..231], &(-2i64).to_le_bytes());
-    assert_eq!(&bytes[231..239], &2.0f64.to_bits().to_le_bytes());
+    assert_eq!(&bytes[29..31], &[0xc8, 0x01]);
+    assert_eq!(&bytes[231..239], &(-2i64).to_le_bytes());
+    assert_eq!(&bytes[239..247], &2.0f64.to_bits().to_le_bytes());
     assert_eq!(bytes.len(), HEADER_BYTES + payload_len);
 }
 
@@ -101,6 +107,7 @@ fn with_payload(payload: &[u8]) -> Vec<u8> {
 fn payload_head(count: u32) -> Vec<u8> {
     let mut p = vec![VERSION];
     p.extend_from_slice(&5u64.to_le_bytes());
+    p.extend_from_slice(&4u64.to_le_bytes());
     p.extend_from_slice(&count.to_le_bytes());
     p
 }
@@ -113,7 +120,7 @@ fn malformed(payload: &[u8]) -> RecordError {
 fn payload_errors_are_malformed() {
     assert_eq!(malformed(&[]), RecordError::Malformed("empty payload"));
     let mut p = payload_head(0);
-    p[0] = 2;
+    p[0] = 3;
     assert_eq!(malformed(&p), RecordError::Malformed("unknown version"));
     assert_eq!(
         malformed(&p[..5]),
@@ -275,9 +282,43 @@ proptest! {
     #[test]
     fn prop_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         if let Ok((rec, used)) = decode(&bytes, MAX) {
-            prop_assert_eq!(enc(&rec.points, rec.written_ms), &bytes[..used]);
+            let mut again = Vec::new();
+            encode_record(&rec, &mut again);
+            prop_assert_eq!(&again[..], &bytes[..used]);
+            prop_assert_eq!(record_len(&rec), used);
         }
     }
+}
+
+/// A version 1 record, as earlier forwarders wrote it (no `arrived_ms`), reads back with its
+/// write time as its arrival, and re-encodes in version 1; version 2 keeps both stamps.
+#[test]
+fn version_1_records_still_read_and_version_2_keeps_the_arrival() {
+    let points = [pt("a.b", 5, 2.5)];
+    let mut v1 = Vec::new();
+    encode_as(&points, Stamp::from(1_000), V1, &mut v1);
+    assert_eq!(v1[HEADER_BYTES], V1);
+    assert_eq!(v1.len(), encoded_len(&points) - ARRIVED_BYTES);
+    let (rec, used) = decode(&v1, MAX).unwrap();
+    assert_eq!(used, v1.len());
+    assert_eq!(
+        (rec.version, rec.written_ms, rec.arrived_ms),
+        (V1, 1_000, 1_000)
+    );
+    let mut again = Vec::new();
+    encode_record(&rec, &mut again);
+    assert_eq!(again, v1);
+
+    let stamp = Stamp {
+        written_ms: 2_000,
+        arrived_ms: 1_500,
+    };
+    let mut v2 = Vec::new();
+    encode(&points, stamp, &mut v2);
+    assert_eq!(v2[HEADER_BYTES], VERSION);
+    let (rec, _) = decode(&v2, MAX).unwrap();
+    assert_eq!((rec.written_ms, rec.arrived_ms), (2_000, 1_500));
+    assert!(same_bits(&rec.points, &points));
 }
 
 /// The fuzzer's seeds (`fuzz/seeds/spool_record/`) are records as this encoder writes them, so
@@ -293,13 +334,16 @@ fn fuzz_seeds_are_what_the_encoder_writes() {
     torn.truncate(torn.len() - 5);
     let mut bad_crc = enc(&[pt("a.b", 1, 1.0)], 4);
     bad_crc[4] ^= 0x40;
-    let seeds: [(&str, Vec<u8>); 6] = [
+    let mut v1 = Vec::new();
+    encode_as(&[pt("a.b", 1, 1.0)], Stamp::from(6), V1, &mut v1);
+    let seeds: [(&str, Vec<u8>); 7] = [
         ("empty", enc(&[], 0)),
         ("unicode", enc(&unicode, 1_700_000_000_123)),
         ("long-name", enc(&long, 5)),
         ("two-records", two),
         ("torn", torn),
         ("bad-checksum", bad_crc),
+        ("version-1", v1),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/spool_record");
     let write = std::env::var_os("SPOOL_RECORD_SEEDS").is_some_and(|v| v == "write");

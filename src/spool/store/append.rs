@@ -6,20 +6,22 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 
 use super::super::lock;
-use super::super::record::{self, HEADER_BYTES};
+use super::super::record::{self, HEADER_BYTES, Stamp};
 use super::super::segment::{MAGIC, MAGIC_LEN, SegmentWriter, segment_path, sync_dir};
 use super::evict::Room;
 use super::{Appended, Segment, Store, StoreError, io_error, min_opt};
 use crate::model::Datapoint;
 
 impl Store {
-    /// Appends one record holding `points`. An error from the fsync after a successful write
-    /// (`sync_every_append`) leaves the record stored and indexed.
+    /// Appends one record holding `points`, stamped with its write time and its oldest
+    /// point's arrival (a bare `u64`: written then, nothing older known). An error from the
+    /// fsync after a successful write (`sync_every_append`) leaves the record stored and indexed.
     pub fn append(
         &mut self,
         points: &[Datapoint],
-        written_ms: u64,
+        stamp: impl Into<Stamp>,
     ) -> Result<Appended, StoreError> {
+        let stamp = stamp.into();
         let record_bytes = self.check_appendable(points)?;
         let Some(Room {
             rotate,
@@ -32,7 +34,7 @@ impl Store {
         if rotate {
             self.rotate()?;
         }
-        self.write_record(points, written_ms, record_bytes)?;
+        self.write_record(points, stamp, record_bytes)?;
         Ok(Appended::Stored {
             evicted_segments,
             evicted_points,
@@ -70,11 +72,11 @@ impl Store {
     fn write_record(
         &mut self,
         points: &[Datapoint],
-        written_ms: u64,
+        stamp: Stamp,
         record_bytes: u64,
     ) -> Result<(), StoreError> {
         self.buf.clear();
-        record::encode(points, written_ms, &mut self.buf);
+        record::encode(points, stamp, &mut self.buf);
         let (Some(writer), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
             // `rotate` leaves a writer or returns an error.
             return Err(StoreError::Io {
@@ -94,7 +96,7 @@ impl Store {
         seg.records += 1;
         seg.unread_records += 1;
         seg.unread_points += n;
-        seg.oldest_unread_ms = min_opt(seg.oldest_unread_ms, Some(written_ms));
+        seg.oldest_unread_ms = min_opt(seg.oldest_unread_ms, Some(stamp.arrived_ms));
         self.bytes += record_bytes;
         self.unread_points += n;
         if self.opts.sync_every_append {

@@ -88,7 +88,7 @@ impl Store {
         seg.oldest_unread_ms = if seg.unread_records == 0 {
             None
         } else {
-            seg.oldest_unread_ms.map(|m| m.max(rec.written_ms))
+            seg.oldest_unread_ms.map(|m| m.max(rec.arrived_ms))
         };
         let id = RecordId {
             segment: seg.seq,
@@ -97,7 +97,7 @@ impl Store {
         self.in_flight.push_back(InFlight {
             id,
             end: offset + took,
-            written_ms: rec.written_ms,
+            arrived_ms: rec.arrived_ms,
         });
         ReadRecord {
             id,

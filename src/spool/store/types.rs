@@ -49,8 +49,8 @@ pub struct Recovery {
     /// Records (or torn tails) found broken and cut off, and the bytes cut.
     pub corrupt_records: u64,
     pub corrupt_bytes: u64,
-    /// Oldest `written_ms` among the records to replay.
-    pub oldest_written_ms: Option<u64>,
+    /// Oldest `arrived_ms` among the records to replay (the oldest point's arrival).
+    pub oldest_arrived_ms: Option<u64>,
     /// The checkpoint was missing, did not pass its checksum, or did not land on a record
     /// boundary (that segment is then replayed from its start).
     pub checkpoint_missing_or_corrupt: bool,
@@ -110,7 +110,7 @@ pub struct StoreStats {
     /// Handed out by read, not yet acked.
     pub unacked_records: u64,
     /// Oldest unacked record (a lower bound once a segment is partly read: see the module notes).
-    pub oldest_written_ms: Option<u64>,
+    pub oldest_arrived_ms: Option<u64>,
     /// Names can be created in the directory (see the module notes on read-only directories).
     pub writable: bool,
 }

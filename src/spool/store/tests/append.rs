@@ -41,7 +41,7 @@ fn round_trip_across_many_segments_keeps_order() {
     assert_eq!(s.stats().segments, 1);
     assert_eq!(seg_files(tmp.path()).len(), 1);
     assert_eq!(s.stats().unacked_records, 0);
-    assert_eq!(s.stats().oldest_written_ms, None);
+    assert_eq!(s.stats().oldest_arrived_ms, None);
 }
 
 #[test]

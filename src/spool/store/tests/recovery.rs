@@ -34,11 +34,11 @@ fn reopen_replays_exactly_the_unacked_records() {
     assert_eq!(rec.records, 30 - from);
     assert_eq!(rec.points, points_of(from..30));
     assert_eq!(rec.corrupt_records, 0);
-    assert_eq!(rec.oldest_written_ms, Some(1_000 + from));
+    assert_eq!(rec.oldest_arrived_ms, Some(1_000 + from));
     assert_eq!(rec.bytes, disk_bytes(tmp.path()));
     assert_eq!(rec.segments, seg_files(tmp.path()).len());
     assert_eq!(s.stats().unread_points, points_of(from..30));
-    assert_eq!(s.stats().oldest_written_ms, Some(1_000 + from));
+    assert_eq!(s.stats().oldest_arrived_ms, Some(1_000 + from));
     let recs = read_all(&mut s);
     assert_eq!(batches(&recs), (from..30).collect::<Vec<_>>());
 }
