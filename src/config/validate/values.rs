@@ -127,13 +127,8 @@ impl<'a> Values<'a> {
     /// Positive seconds, fractions allowed.
     pub(super) fn seconds(&self, key: Key) -> Result<Duration, ConfigError> {
         let (spec, entry) = self.required(key)?;
-        let secs = match &entry.value {
-            Scalar::Int(i) => Some(*i as f64),
-            Scalar::Float(f) => Some(*f),
-            Scalar::Str(s) => s.trim().parse::<f64>().ok(),
-            Scalar::Bool(_) => None,
-        };
-        secs.filter(|s| s.is_finite() && *s > 0.0)
+        seconds_number(&entry.value)
+            .filter(|s| *s > 0.0)
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .filter(|d| !d.is_zero())
             .ok_or_else(|| invalid(spec, entry, "a number of seconds greater than 0"))
@@ -142,13 +137,8 @@ impl<'a> Values<'a> {
     /// Seconds, zero or more, fractions allowed (zero: off).
     pub(super) fn seconds_or_zero(&self, key: Key) -> Result<Duration, ConfigError> {
         let (spec, entry) = self.required(key)?;
-        let secs = match &entry.value {
-            Scalar::Int(i) => Some(*i as f64),
-            Scalar::Float(f) => Some(*f),
-            Scalar::Str(s) => s.trim().parse::<f64>().ok(),
-            Scalar::Bool(_) => None,
-        };
-        secs.filter(|s| s.is_finite() && *s >= 0.0)
+        seconds_number(&entry.value)
+            .filter(|s| *s >= 0.0)
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| invalid(spec, entry, "a number of seconds, 0 (off) or more"))
     }
@@ -270,6 +260,17 @@ pub(super) fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(factor)
+}
+
+/// A seconds value as a finite number: an integer, a float or number text (a bool is none).
+fn seconds_number(value: &Scalar) -> Option<f64> {
+    match value {
+        Scalar::Int(i) => Some(*i as f64),
+        Scalar::Float(f) => Some(*f),
+        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+        Scalar::Bool(_) => None,
+    }
+    .filter(|s| s.is_finite())
 }
 
 #[cfg(test)]

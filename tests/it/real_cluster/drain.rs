@@ -243,18 +243,7 @@ async fn what_the_old_pod_spooled_on_an_emptydir_is_lost_with_the_pod() {
     assert_eq!(n(&s["ledger"]["recovered"]), 0, "a fresh emptyDir: {s}");
     bf.set_down(false);
     // The next pod delivers what it receives; the old pod's spool went with its emptyDir.
-    let after = line_load(
-        rel.ports.relay_line_addr(),
-        "cluster.after",
-        1,
-        100,
-        Duration::ZERO,
-    )
-    .await;
-    assert!(
-        bf.wait_for_stored(after as usize, Duration::from_secs(60))
-            .await
-    );
+    super::hundred_through_the_relay(&rel, &bf, "cluster.after").await;
     assert!(
         bf.stored()
             .iter()

@@ -51,21 +51,7 @@ async fn helm_install_beside_carbon_relay_is_ready_delivers_and_outlives_an_outa
     let started = container(&pod, "blueflood-forward")["state"]["running"]["startedAt"].clone();
 
     // Lines into carbon-relay's line port arrive in Blueflood through the forwarder.
-    let first = line_load(
-        rel.ports.relay_line_addr(),
-        "cluster.first",
-        1,
-        100,
-        Duration::ZERO,
-    )
-    .await;
-    assert!(
-        bf.wait_for_stored(first as usize, Duration::from_secs(60))
-            .await,
-        "{} of {first} stored\n{}",
-        bf.stored_count(),
-        rel.describe()
-    );
+    let first = super::hundred_through_the_relay(&rel, &bf, "cluster.first").await;
     let names: Vec<String> = bf.stored().iter().map(|p| p.metric_name.clone()).collect();
     assert!(
         names.iter().any(|n| n == "cluster.first.b0.m99"),

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::reliability_child::{http_get, line_load};
+use crate::support::blueflood::BluefloodDouble;
 use crate::support::kube_cluster::{run, run_ok, run_within};
 
 /// How long `helm install --wait` and a pod's replacement may take (images are local).
@@ -451,6 +452,20 @@ pub fn restarts(pod: &Value) -> u64 {
 
 pub fn name(pod: &Value) -> String {
     pod["metadata"]["name"].as_str().unwrap_or("").to_string()
+}
+
+/// Sends 100 lines named `{stem}.b0.m{i}` to carbon-relay's line port and waits (bounded) until
+/// the double has stored them all (it held nothing before); returns 100.
+pub async fn hundred_through_the_relay(rel: &Release, bf: &BluefloodDouble, stem: &str) -> u64 {
+    let sent = line_load(rel.ports.relay_line_addr(), stem, 1, 100, Duration::ZERO).await;
+    assert!(
+        bf.wait_for_stored(sent as usize, Duration::from_secs(60))
+            .await,
+        "{} of {sent} stored\n{}",
+        bf.stored_count(),
+        rel.describe()
+    );
+    sent
 }
 
 /// Runs blocking work (kubectl, helm) off the runtime's workers, so the doubles keep answering.
