@@ -368,6 +368,11 @@ impl TokenProvider for Keystone {
             .as_ref()
             .filter(|c| c.generation == generation && Instant::now() < c.expires_at)
             .map(|c| c.obtained.elapsed().as_secs_f64());
+        let identity_failing = st
+            .failure
+            .as_ref()
+            .is_some_and(|f| f.generation == generation);
+        let credentials_unreadable = store.last_error.is_some();
         let errors: Vec<String> = store
             .last_error
             .into_iter()
@@ -385,6 +390,8 @@ impl TokenProvider for Keystone {
                     .map(|d| d.as_secs_f64())
             }),
             last_error: (!errors.is_empty()).then(|| errors.join("; ")),
+            identity_failing,
+            credentials_unreadable,
             auth_requests: self.auth_requests.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             credential_reloads: store.reloads,

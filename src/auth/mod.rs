@@ -101,6 +101,10 @@ pub struct AuthStatus {
     pub last_rotation_unix_seconds: Option<f64>,
     /// The credential source's or the identity service's last error, if not yet resolved.
     pub last_error: Option<String>,
+    /// The last login failed and none succeeded since (for the current credentials).
+    pub identity_failing: bool,
+    /// The last read of the credentials' source failed; the last good ones stay in use.
+    pub credentials_unreadable: bool,
     pub auth_requests: u64,
     pub auth_failures: u64,
     pub credential_reloads: u64,

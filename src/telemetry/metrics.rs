@@ -19,7 +19,9 @@ use crate::accounting::Ledger;
 use crate::auth::TokenProvider;
 use crate::buffer::Buffer;
 use crate::forward::SpillPolicy;
-use crate::spool::Spool;
+use crate::health::Health;
+
+mod spool;
 
 /// Builds the registry behind `/metrics`.
 pub fn registry(
@@ -27,6 +29,7 @@ pub fn registry(
     buffer: Arc<Buffer>,
     auth: Arc<dyn TokenProvider>,
     spill: Arc<SpillPolicy>,
+    health: Arc<Health>,
 ) -> Registry {
     let mut registry = Registry::with_prefix("blueflood_forward");
     let instruments = ledger.instruments();
@@ -47,6 +50,7 @@ pub fn registry(
         buffer,
         auth,
         spill,
+        health,
     }));
     registry
 }
@@ -95,6 +99,8 @@ struct LedgerCollector {
     auth: Arc<dyn TokenProvider>,
     /// The spool (when configured) and whether new batches go to it.
     spill: Arc<SpillPolicy>,
+    /// For `ready`: the very answer `/readyz` would give now.
+    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for LedgerCollector {
@@ -138,124 +144,6 @@ fn labelled_counters<'a>(
         ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
-}
-
-impl LedgerCollector {
-    fn encode_spool(
-        &self,
-        enc: &mut DescriptorEncoder<'_>,
-        spool: &Spool,
-        s: &crate::accounting::LedgerSnapshot,
-    ) -> std::fmt::Result {
-        let st = spool.status();
-        gauge(
-            enc,
-            "spool_datapoints",
-            "Datapoints in the disk spool, not yet read back",
-            None,
-            s.spooled_points as f64,
-        )?;
-        gauge(
-            enc,
-            "spool",
-            "Disk spool use",
-            Some(&Unit::Bytes),
-            st.bytes as f64,
-        )?;
-        gauge(
-            enc,
-            "spool_limit",
-            "Disk spool bound",
-            Some(&Unit::Bytes),
-            st.max_bytes as f64,
-        )?;
-        gauge(
-            enc,
-            "spool_segments",
-            "Segment files in the disk spool",
-            None,
-            st.segments as f64,
-        )?;
-        gauge(
-            enc,
-            "spool_oldest_age",
-            "Age of the oldest unacknowledged spool record (0 when empty)",
-            Some(&Unit::Seconds),
-            st.oldest_age_seconds().unwrap_or(0.0),
-        )?;
-        gauge(
-            enc,
-            "spool_available",
-            "1 when the spool can be written, 0 after a disk error",
-            None,
-            f64::from(u8::from(st.available)),
-        )?;
-        gauge(
-            enc,
-            "spool_spooling",
-            "1 while Blueflood is failing and new batches go to the spool",
-            None,
-            f64::from(u8::from(self.spill.blueflood_failing())),
-        )?;
-        counter(
-            enc,
-            "spool_written_datapoints",
-            "Datapoints written to the spool",
-            s.spool_written,
-        )?;
-        counter(
-            enc,
-            "spool_read_datapoints",
-            "Datapoints read back from the spool for delivery",
-            s.spool_read,
-        )?;
-        gauge(
-            enc,
-            "spool_replay_total_datapoints",
-            "Datapoints found in the spool at start",
-            None,
-            st.recovered_points as f64,
-        )?;
-        gauge(
-            enc,
-            "spool_replay_done_datapoints",
-            "Of those, datapoints read back so far",
-            None,
-            st.replayed_points as f64,
-        )?;
-        counter(
-            enc,
-            "spool_corrupt_records",
-            "Spool records found damaged (checksum, torn write) and cut off",
-            st.corrupt_records,
-        )?;
-        counter(
-            enc,
-            "spool_evicted_segments",
-            "Spool segments deleted because the spool was full",
-            st.evicted_segments,
-        )?;
-        counter(
-            enc,
-            "spool_errors",
-            "Spool disk operations that failed (data kept in memory)",
-            st.write_errors,
-        )?;
-        counter(
-            enc,
-            "spool_lost_segments",
-            "Spool segments that could not be read back (their datapoints dropped as spool_lost)",
-            st.lost_segments,
-        )?;
-        gauge(
-            enc,
-            "spool_writable",
-            "1 when the spool directory can be written, 0 while it is only replayed",
-            None,
-            f64::from(u8::from(st.writable)),
-        )?;
-        Ok(())
-    }
 }
 
 impl Collector for LedgerCollector {
@@ -462,6 +350,31 @@ impl Collector for LedgerCollector {
             self.encode_spool(&mut enc, spool, &s)?;
         }
         let a = self.auth.status();
+        let ready = self
+            .health
+            .readiness(self.buffer.fill(), a.credentials_loaded)
+            .is_ok();
+        gauge(
+            &mut enc,
+            "ready",
+            "1 while /readyz answers 200 (ready for traffic), 0 while it answers 503",
+            None,
+            f64::from(u8::from(ready)),
+        )?;
+        gauge(
+            &mut enc,
+            "auth_failing",
+            "1 while the identity service's last answer to a login was a failure (no later login succeeded)",
+            None,
+            f64::from(u8::from(a.identity_failing)),
+        )?;
+        gauge(
+            &mut enc,
+            "credential_reload_failing",
+            "1 while the credentials' source cannot be read (the last good credentials stay in use)",
+            None,
+            f64::from(u8::from(a.credentials_unreadable)),
+        )?;
         counter(
             &mut enc,
             "auth_requests",

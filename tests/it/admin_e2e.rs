@@ -90,10 +90,12 @@ async fn readiness_turns_503_above_high_water_and_back_when_drained() {
     let (code, body) = get(&format!("{admin}/readyz")).await;
     assert_eq!(code, 503);
     assert!(body.contains("high-water"), "{body}");
+    assert_eq!(f.metric("blueflood_forward_ready").await, 0.0);
     bf.set_down(false);
     f.wait_until(WAIT, "buffer drained", |s| s.buffered_points == 0)
         .await;
     assert_eq!(get(&format!("{admin}/readyz")).await.0, 200);
+    assert_eq!(f.metric("blueflood_forward_ready").await, 1.0);
     f.stop().await;
 }
 

@@ -92,6 +92,11 @@ async fn identity_outage_keeps_the_data_until_login_works() {
     assert_eq!((s.delivered, s.dropped_total()), (50, 0));
     assert!(s.retries >= 3);
     assert_eq!(ks.auth_requests(), 4);
+    assert_eq!(
+        f.metric("blueflood_forward_auth_failing").await,
+        0.0,
+        "a login worked after the failures"
+    );
     f.stop().await;
 }
 
@@ -188,5 +193,12 @@ async fn unreachable_identity_keeps_the_data_buffered() {
         "kept, not dropped"
     );
     assert!(bf.requests().is_empty());
+    assert_eq!(f.metric("blueflood_forward_auth_failing").await, 1.0);
+    assert_eq!(
+        f.metric("blueflood_forward_credential_reload_failing")
+            .await,
+        0.0,
+        "the credentials are fine; the identity service is not"
+    );
     f.stop().await;
 }

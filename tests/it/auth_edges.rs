@@ -274,6 +274,12 @@ async fn a_key_file_replaced_by_a_huge_file_keeps_the_last_good_key() {
         })
         .await;
     watch.assert_within(case, PEAK_RSS_BOUND);
+    let m = c.metrics().await;
+    assert_eq!(
+        reliability_child::metric(&m, "credential_reload_failing"),
+        1,
+        "{case}: the failing source shows on /metrics"
+    );
     let error = s["auth"]["last_error"]
         .as_str()
         .unwrap_or_default()

@@ -208,8 +208,13 @@ fn the_forwarders_registry_renders_whole() {
         ledger.clone(),
         logs,
     ));
-    let registry =
-        crate::telemetry::metrics::registry(ledger, buffer, Arc::new(crate::auth::NoAuth), spill);
+    let registry = crate::telemetry::metrics::registry(
+        ledger,
+        buffer,
+        Arc::new(crate::auth::NoAuth),
+        spill,
+        Arc::new(crate::health::Health::new(0.9)),
+    );
     let om = openmetrics(&registry);
     let text = classic_from_openmetrics(&om).expect("the registry renders as 0.0.4");
     assert!(
