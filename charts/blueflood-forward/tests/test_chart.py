@@ -357,7 +357,7 @@ def test_config_keys_are_known_to_the_binary(renders):
 def test_optional_resources_off_by_default(renders):
     for name in ("sidecar-default", "standalone-default", "sidecar", "standalone"):
         kinds = set(renders[name].kinds())
-        assert not kinds & {"ServiceMonitor", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"}, name
+        assert not kinds & {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"}, name
 
 
 def test_service_monitor(renders):
@@ -367,6 +367,30 @@ def test_service_monitor(renders):
     (ep,) = sm["spec"]["endpoints"]
     assert ep["port"] == "admin" and ep["path"] == "/metrics"
     assert sm["spec"]["selector"]["matchLabels"] == renders["all-options"].deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_prometheus_rule(renders):
+    # The alerts themselves are tested by promtool (tests/it/real_prometheus/rules.rs); here the
+    # object around them and the values set in ci/all-options-values.yaml.
+    r = renders["all-options"]
+    pr = r.one("PrometheusRule")
+    assert pr["apiVersion"] == "monitoring.coreos.com/v1"
+    assert pr["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (group,) = pr["spec"]["groups"]
+    alerts = {rule["alert"]: rule for rule in group["rules"]}
+    assert set(alerts) == {
+        "BluefloodForwardDown", "BluefloodForwardAbsent", "BluefloodForwardNotReady",
+        "BluefloodForwardDatapointsDropped", "BluefloodForwardDeliveryLag",
+        "BluefloodForwardSpoolFilling", "BluefloodForwardAuthFailing",
+        "BluefloodForwardCredentialsReloadFailing",
+    }
+    assert all(rule["labels"]["team"] == "metrics" for rule in alerts.values())
+    dropped = alerts["BluefloodForwardDatapointsDropped"]
+    assert dropped["for"] == "5m" and dropped["expr"].endswith("[15m])) > 10"), dropped
+    assert 'reason!~"out_of_window"' in dropped["expr"], dropped
+    # The selector follows the release: the ServiceMonitor's job is the Service's name.
+    service = r.one("Service")["metadata"]["name"]
+    assert f'namespace="graphite", job="{service}"' in alerts["BluefloodForwardDown"]["expr"]
 
 
 def test_pdb(renders):

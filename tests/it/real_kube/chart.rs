@@ -33,8 +33,8 @@ const CASES: &[(&str, &[&str], &str, &str)] = &[
     (
         "all-options",
         &["all-options-values.yaml"],
-        // The ServiceMonitor is a CRD this server does not have.
-        "metrics.serviceMonitor.enabled=false,podDisruptionBudget.enabled=true",
+        // The ServiceMonitor and PrometheusRule are CRDs this server does not have.
+        "metrics.serviceMonitor.enabled=false,metrics.prometheusRule.enabled=false,podDisruptionBudget.enabled=true",
         "10",
     ),
 ];

@@ -10,6 +10,7 @@
 //! PATH. Without them a test passes without running and says `SKIPPED ...`, unless it runs in CI
 //! (`CI=true`) or with `BFF_INTEROP_REQUIRED=1` (set by the script), when it fails.
 
+mod rules;
 mod server;
 
 use crate::reliability_child::{self, Child};
@@ -28,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const POISON: &str = "pre.prom.poison";
 
 /// `env`, else `/usr/bin/NAME`, else NAME on the PATH.
-fn program(name: &str, env: &str) -> Option<PathBuf> {
+pub(super) fn program(name: &str, env: &str) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(env) {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
