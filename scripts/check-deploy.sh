@@ -44,6 +44,7 @@ K8S_120_API_VERSIONS=(
   v1 v1/ConfigMap v1/Secret v1/Service v1/ServiceAccount v1/PersistentVolumeClaim
   apps/v1 apps/v1/Deployment
   policy/v1beta1 policy/v1beta1/PodDisruptionBudget
+  autoscaling/v2beta2 autoscaling/v2beta2/HorizontalPodAutoscaler
   networking.k8s.io/v1 networking.k8s.io/v1/NetworkPolicy
   rbac.authorization.k8s.io/v1 rbac.authorization.k8s.io/v1/Role rbac.authorization.k8s.io/v1/RoleBinding
   monitoring.coreos.com/v1 monitoring.coreos.com/v1/ServiceMonitor monitoring.coreos.com/v1/PrometheusRule
@@ -157,8 +158,8 @@ check() { # NAME FUNCTION [ARGS...]
 
 # The renders every later check reads: both modes with defaults (spool on an emptyDir), the CI
 # value files (both modes with credentials; the spool on a chart-created PVC), the spool off, the
-# spool on an existing claim (standalone), an admin token with a ServiceMonitor (standalone), and the
-# values file that sets every option.
+# spool on an existing claim (standalone), an admin token with a ServiceMonitor (standalone), the
+# values file that sets every option, and standalone autoscaling with the alerts.
 # (tests/conftest.py renders the same list for the pytest assertions.)
 RENDERS=(
   "sidecar-default::"
@@ -170,6 +171,7 @@ RENDERS=(
   "spool-existing-claim::--set mode=standalone --set spool.persistence.enabled=true --set spool.persistence.existingClaim=blueflood-forward-spool"
   "admin-token:$CHART/ci/admin-token-values.yaml:"
   "all-options:$CHART/ci/all-options-values.yaml:"
+  "autoscaling:$CHART/ci/autoscaling-values.yaml:"
 )
 
 # ---------------------------------------------------------------- checks
@@ -246,6 +248,7 @@ kube_120_renders() {
 import pathlib, sys, yaml
 folder, served = pathlib.Path(sys.argv[1]), set(sys.argv[2:])
 expected_pdb = {"1.20.2": "policy/v1beta1", "1.30.0": "policy/v1"}
+expected_hpa = {"1.20.2": "autoscaling/v2beta2", "1.30.0": "autoscaling/v2"}
 files = sorted(folder.glob("*.yaml"))
 assert len(files) >= 4, files
 for f in files:
@@ -257,8 +260,11 @@ for f in files:
         if kube == "1.20.2":
             assert f"{d['apiVersion']}/{d['kind']}" in served, f"{f.name}: {d['apiVersion']} {d['kind']} is not served by Kubernetes 1.20"
     assert kinds["PodDisruptionBudget"] == {expected_pdb[kube]}, f"{f.name}: PodDisruptionBudget {kinds['PodDisruptionBudget']}, expected {expected_pdb[kube]}"
+    if "HorizontalPodAutoscaler" in kinds:
+        assert kinds["HorizontalPodAutoscaler"] == {expected_hpa[kube]}, f"{f.name}: HorizontalPodAutoscaler {kinds['HorizontalPodAutoscaler']}"
     assert "lifecycle" not in yaml.safe_dump(docs), f"{f.name}: a lifecycle hook (preStop sleep needs 1.30)"
-print(f"{len(files)} renders: Kubernetes 1.20.2 gets only APIs it serves (PodDisruptionBudget policy/v1beta1), 1.30.0 gets policy/v1; no lifecycle hooks")
+assert any("HorizontalPodAutoscaler" in f.read_text() for f in files), "no render has the HPA"
+print(f"{len(files)} renders: Kubernetes 1.20.2 gets only APIs it serves (PodDisruptionBudget policy/v1beta1, HPA autoscaling/v2beta2), 1.30.0 gets policy/v1 and autoscaling/v2; no lifecycle hooks")
 PY
 }
 

@@ -115,6 +115,19 @@ policy/v1beta1
 {{- end -}}
 
 {{/*
+HorizontalPodAutoscaler: autoscaling/v2 from Kubernetes 1.23 (autoscaling/v2beta2 is gone in
+1.26), asked like the PodDisruptionBudget's: the API served and the version.
+*/}}
+{{- define "blueflood-forward.hpaApiVersion" -}}
+{{- $served := or (.Capabilities.APIVersions.Has "autoscaling/v2/HorizontalPodAutoscaler") (.Capabilities.APIVersions.Has "autoscaling/v2") -}}
+{{- if and $served (semverCompare ">=1.23.0-0" .Capabilities.KubeVersion.Version) -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end -}}
+
+{{/*
 The forwarder's shutdown_delay (forwarder.preStopSleepSeconds, sidecar mode only): after
 SIGTERM, which the kubelet sends to carbon-relay at the same moment, the forwarder keeps
 listening (not ready) this long so carbon-relay can flush its queue into it, then drains. The

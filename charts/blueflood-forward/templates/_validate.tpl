@@ -79,4 +79,27 @@
 {{- end -}}
 {{- end -}}
 {{- $_ := include "blueflood-forward.terminationGracePeriodSeconds" . -}}
+{{- /* Autoscaling: standalone pods with a spool each, and requests to take percentages of. */ -}}
+{{- $as := .Values.autoscaling -}}
+{{- if $as.enabled -}}
+{{- if ne .Values.mode "standalone" -}}
+{{- fail "autoscaling.enabled needs mode: standalone: in sidecar mode each pod is a carbon-relay with its forwarder, and scaling it would scale the relay, which belongs to the chart that runs it (scale that chart instead)" -}}
+{{- end -}}
+{{- if include "blueflood-forward.spoolPersistent" . -}}
+{{- fail "autoscaling.enabled cannot be used with spool.persistence.enabled: the spool's claim has one writer (the forwarder locks its directory), so a second replica could never start. Keep spool.persistence.enabled=false (an emptyDir spool per pod) to autoscale" -}}
+{{- end -}}
+{{- if gt (int $as.minReplicas) (int $as.maxReplicas) -}}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)" (int $as.minReplicas) (int $as.maxReplicas)) -}}
+{{- end -}}
+{{- if not (or $as.targetCPUUtilizationPercentage $as.targetMemoryUtilizationPercentage $as.pendingDatapointsPerPod) -}}
+{{- fail "autoscaling.enabled needs something to scale on: autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.pendingDatapointsPerPod" -}}
+{{- end -}}
+{{- $requests := (.Values.forwarder.resources | default dict).requests | default dict -}}
+{{- if and $as.targetCPUUtilizationPercentage (not $requests.cpu) -}}
+{{- fail "autoscaling.targetCPUUtilizationPercentage needs forwarder.resources.requests.cpu: utilization is a percentage of the request" -}}
+{{- end -}}
+{{- if and $as.targetMemoryUtilizationPercentage (not $requests.memory) -}}
+{{- fail "autoscaling.targetMemoryUtilizationPercentage needs forwarder.resources.requests.memory: utilization is a percentage of the request" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -80,7 +80,7 @@ def render(*values_files, sets=(), release="bf", namespace="graphite", expect_ok
 
 # The renders every test may use (the same as RENDERS in scripts/check-deploy.sh): both modes
 # with defaults, both CI value files, the spool off, on a chart-created PVC and on an existing
-# claim, an admin token with a ServiceMonitor, every option.
+# claim, an admin token with a ServiceMonitor, every option, standalone autoscaling with the alerts.
 RENDERS = {
     "sidecar-default": ((), ()),
     "standalone-default": ((), ("mode=standalone",)),
@@ -98,6 +98,7 @@ RENDERS = {
     ),
     "admin-token": (("admin-token-values.yaml",), ()),
     "all-options": (("all-options-values.yaml",), ()),
+    "autoscaling": (("autoscaling-values.yaml",), ()),
 }
 
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ADMIN_TOKEN_DIR, assert_binary_accepts, render
+from conftest import ADMIN_TOKEN_DIR, RENDERS, assert_binary_accepts, render
 
 FORWARDER = "blueflood-forward"
 RELAY = "carbon-relay"
@@ -391,6 +391,41 @@ def test_prometheus_rule(renders):
     # The selector follows the release: the ServiceMonitor's job is the Service's name.
     service = r.one("Service")["metadata"]["name"]
     assert f'namespace="graphite", job="{service}"' in alerts["BluefloodForwardDown"]["expr"]
+
+
+def test_autoscaling(renders):
+    r = renders["autoscaling"]
+    hpa = r.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": r.deployment["metadata"]["name"]}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    metrics = {m.get("resource", m.get("pods", {}).get("metric", {})).get("name"): m for m in hpa["spec"]["metrics"]}
+    assert metrics["cpu"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert metrics["memory"]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 80}
+    assert metrics["blueflood_forward_pending_datapoints"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "50k"}
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    # The HPA owns the replica count: a `replicas` in the Deployment would fight it on upgrade.
+    assert "replicas" not in r.deployment["spec"]
+    for name in RENDERS:
+        if name != "autoscaling":
+            assert not renders[name].all("HorizontalPodAutoscaler"), name
+            assert "replicas" in renders[name].deployment["spec"], name
+
+
+@pytest.mark.parametrize(
+    "sets, says",
+    [
+        (("autoscaling.enabled=true",), "needs mode: standalone"),
+        (("mode=standalone", "autoscaling.enabled=true", "spool.persistence.enabled=true", "podSecurityContext.fsGroup=65532"), "cannot be used with spool.persistence.enabled"),
+        (("mode=standalone", "autoscaling.enabled=true", "autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"), "autoscaling.minReplicas (5) is above autoscaling.maxReplicas (3)"),
+        (("mode=standalone", "autoscaling.enabled=true", "autoscaling.targetCPUUtilizationPercentage=0"), "needs something to scale on"),
+        (("mode=standalone", "autoscaling.enabled=true", "forwarder.resources.requests.cpu=null"), "needs forwarder.resources.requests.cpu"),
+        (("mode=standalone", "autoscaling.enabled=true", "autoscaling.targetMemoryUtilizationPercentage=80", "forwarder.resources.requests.memory=null"), "needs forwarder.resources.requests.memory"),
+    ],
+)
+def test_autoscaling_refuses(sets, says):
+    err = render(sets=sets, expect_ok=False)
+    assert says in err, err
 
 
 def test_pdb(renders):

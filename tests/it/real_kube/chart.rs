@@ -5,8 +5,9 @@
 //! nodes and no controllers: nothing runs, the objects are only stored). Sidecar and standalone
 //! modes, each with the spool on a PersistentVolumeClaim and a PodDisruptionBudget, credentials
 //! from a mounted Secret and through the Kubernetes API, and the values file that sets every
-//! option; the PodDisruptionBudget must come out as policy/v1beta1 (1.20 has no policy/v1) and
-//! no container may carry a lifecycle hook (a preStop `sleep` needs 1.30).
+//! option, and standalone autoscaling; the PodDisruptionBudget must come out as policy/v1beta1
+//! (1.20 has no policy/v1), the HorizontalPodAutoscaler as autoscaling/v2beta2, and no container
+//! may carry a lifecycle hook (a preStop `sleep` needs 1.30).
 
 use std::path::Path;
 use std::process::Command;
@@ -36,6 +37,12 @@ const CASES: &[(&str, &[&str], &str, &str)] = &[
         // The ServiceMonitor and PrometheusRule are CRDs this server does not have.
         "metrics.serviceMonitor.enabled=false,metrics.prometheusRule.enabled=false,podDisruptionBudget.enabled=true",
         "10",
+    ),
+    (
+        "autoscaling",
+        &["autoscaling-values.yaml"],
+        "metrics.serviceMonitor.enabled=false,metrics.prometheusRule.enabled=false",
+        "0",
     ),
 ];
 
@@ -102,6 +109,12 @@ fn the_chart_installs_on_kubernetes_1_20() {
             if kind == "PodDisruptionBudget" {
                 assert_eq!(api, "policy/v1beta1", "{case}: the PDB for 1.20:\n{text}");
             }
+            if kind == "HorizontalPodAutoscaler" {
+                assert_eq!(
+                    api, "autoscaling/v2beta2",
+                    "{case}: the HPA for 1.20:\n{text}"
+                );
+            }
             assert!(
                 !text.contains("lifecycle:"),
                 "{case}: a lifecycle hook in {kind}:\n{text}"
@@ -157,5 +170,24 @@ fn the_chart_installs_on_kubernetes_1_20() {
             "jsonpath={.items[*].spec.maxUnavailable}",
         ]);
         assert_eq!(pdb.trim(), "1", "{case}: the stored PDB's maxUnavailable");
+        if *case == "autoscaling" {
+            let hpa = cluster.kubectl(&[
+                "get",
+                "horizontalpodautoscalers.v2beta2.autoscaling",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.items[*].spec.metrics[*].type}",
+            ]);
+            // 1.20 stores HPAs as autoscaling/v1 (the rest in an annotation): the order of the
+            // metrics read back is not the order sent.
+            let mut types: Vec<&str> = hpa.split_whitespace().collect();
+            types.sort_unstable();
+            assert_eq!(
+                types,
+                ["Pods", "Resource", "Resource"],
+                "{case}: the stored HPA"
+            );
+        }
     }
 }
