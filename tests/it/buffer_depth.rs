@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::reliability_child::{Child, line_load, n, spawn};
-use crate::support::blueflood::BluefloodDouble;
+use crate::support::{self, blueflood::BluefloodDouble};
 
 const WAIT: Duration = Duration::from_secs(30);
 const POINTS_PER_BATCH: usize = 1000;
@@ -40,26 +40,13 @@ fn assert_parts_add_up(case: &str, b: &serde_json::Value) {
 
 /// One series of `/metrics` in the format `accept` asks for (`None`: the default, 0.0.4).
 async fn metric(c: &Child, accept: Option<&str>, name: &str) -> f64 {
-    let mut req = reqwest::Client::new().get(format!("http://{}/metrics", c.admin));
-    if let Some(a) = accept {
-        req = req.header("accept", a);
-    }
-    let text = req
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "{}: {name} missing from /metrics ({accept:?}):\n{text}",
-                c.case
-            )
-        })
+    let text = support::scrape::metrics_text(c.admin, accept).await;
+    support::scrape::series(&text, name).unwrap_or_else(|| {
+        panic!(
+            "{}: {name} missing from /metrics ({accept:?}):\n{text}",
+            c.case
+        )
+    })
 }
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";

@@ -133,16 +133,8 @@ impl Forwarder {
     /// One unlabelled series of the admin port's `/metrics` (0.0.4 text), or a panic showing
     /// the answer when it is missing.
     pub async fn metric(&self, name: &str) -> f64 {
-        let url = format!("http://{}/metrics", self.running.admin_addr());
-        let text = reqwest::get(&url)
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("body");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
+        let text = crate::support::scrape::metrics_text(self.running.admin_addr(), None).await;
+        crate::support::scrape::series(&text, name)
             .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
     }
 

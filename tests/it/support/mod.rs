@@ -9,6 +9,7 @@ pub mod keystone;
 pub mod kube_cluster;
 pub mod mimic;
 pub mod real_keystone;
+pub mod scrape;
 pub mod secrets;
 
 pub use carbon_pickle::pickle_frame;
