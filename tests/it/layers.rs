@@ -78,6 +78,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "buffer",
             "config",
             "forward",
+            "health",
             "spool",
         ],
     ),
