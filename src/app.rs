@@ -17,6 +17,7 @@
 //! `shutdown_timeout`, or, with a spool, written to the spool for the next start. The admin
 //! server answers until the end.
 
+mod admin_server;
 pub mod fd_limit;
 mod shutdown;
 
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounting::{Ledger, LedgerSnapshot};
-use crate::admin::{self, AdminBindError, AdminState};
+use crate::admin::AdminBindError;
 use crate::auth::{self, AuthError, AuthTiming};
 use crate::backoff::InvalidBackoff;
 use crate::buffer::Buffer;
@@ -47,7 +48,6 @@ use crate::ingest::normalize::Normalizer;
 use crate::ingest::{IngestContext, tcp, udp};
 use crate::model::Window;
 use crate::spool::{Spool, SpoolOpenError};
-use crate::telemetry::metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -280,39 +280,19 @@ pub async fn bind(settings: Settings) -> Result<Starting, StartError> {
         spill: spill.clone(),
     });
 
-    let admin_listener = admin::bind(settings.admin.addr).await?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|error| AdminBindError {
-            addr: settings.admin.addr,
-            error,
-        })?;
-    let admin_state = Arc::new(AdminState {
-        health: health.clone(),
-        ledger: ledger.clone(),
-        buffer: buffer.clone(),
-        auth: auth.clone(),
-        registry: metrics::registry(
-            ledger.clone(),
-            buffer.clone(),
+    let (admin_addr, admin_stop) = admin_server::start(
+        &settings.admin,
+        settings.buffer.policy,
+        admin_server::Shared {
+            health: health.clone(),
+            ledger: ledger.clone(),
+            buffer: buffer.clone(),
             auth,
-            spill.clone(),
-            health.clone(),
-        ),
-        buffer_policy: settings.buffer.policy,
-        spill,
-        token: settings.admin.token.clone(),
-        logs: logs.clone(),
-        max_connections: settings.admin.max_connections,
-        header_timeout: settings.admin.header_timeout,
-    });
-    let admin_stop = CancellationToken::new();
-    tokio::spawn(admin::serve(
-        admin_listener,
-        admin_state,
-        admin_stop.clone(),
-    ));
-    tracing::info!(addr = %admin_addr, "admin server listening");
+            spill: spill.clone(),
+            logs: logs.clone(),
+        },
+    )
+    .await?;
     if let Some(spool) = &spool
         && let Err(e) = spool.open().await
     {
